@@ -1,0 +1,92 @@
+// Package httpapi holds what every broker handler shares on the HTTP side:
+// the JSON error shape and the one mapping from errors to HTTP answers.
+//
+// Every error answer is
+//
+//	{"error": {"code": "invalid_number", "message": "sender_number must start with +"}}
+//
+// with the matching 4xx or 5xx status. Handlers return *Error values (or
+// wrap them); WriteError renders anything else as a 500 without leaking its
+// text, because internal errors may carry DSNs or SQL.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error is an error with an HTTP status and a stable, machine-readable code.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Err is the underlying cause; it is logged, never sent.
+	Err error `json:"-"`
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Internal wraps an unexpected error: the client sees a generic message.
+func Internal(err error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: "internal_error",
+		Message: "the server could not complete the request", Err: err}
+}
+
+// Unavailable wraps an error from a dependency that is down.
+func Unavailable(err error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable",
+		Message: "a backing service is unavailable; retry later", Err: err}
+}
+
+type errorBody struct {
+	Error *Error `json:"error"`
+}
+
+// AsError returns err as an *Error, treating anything unknown as internal.
+func AsError(err error) *Error {
+	var apiErr *Error
+	if errors.As(err, &apiErr) {
+		return apiErr
+	}
+	return Internal(err)
+}
+
+// WriteError writes err as the JSON error answer and returns the *Error it
+// rendered, so the caller can log the cause.
+func WriteError(w http.ResponseWriter, err error) *Error {
+	apiErr := AsError(err)
+	if apiErr.Status == http.StatusMethodNotAllowed && w.Header().Get("Allow") == "" {
+		w.Header().Set("Allow", http.MethodGet)
+	}
+	WriteJSON(w, apiErr.Status, errorBody{Error: apiErr})
+	return apiErr
+}
+
+// WriteJSON writes v as a JSON answer with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":{"code":"internal_error","message":"the server could not encode the answer"}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

@@ -1,0 +1,308 @@
+// Package msgbroker is the `msgbroker` Caddy app: it owns the broker's shared
+// services — the database, the optional Redis client, the message-body
+// keyring, the phone-number hasher, the JWT signing secret and the name of the
+// `pki` CA that issues client certificates. HTTP handlers reach them through
+// ctx.App("msgbroker").
+//
+// Caddyfile (global option):
+//
+//	{
+//		msgbroker {
+//			database sqlite ./data/msgbroker.db
+//			database mysql {env.MSGBROKER_DB_DSN} {
+//				max_open_conns    20
+//				max_idle_conns    10
+//				conn_max_lifetime 1h
+//				auto_migrate      on|off
+//			}
+//			redis 127.0.0.1:6379 {
+//				username {env.MSGBROKER_REDIS_USER}
+//				password {env.MSGBROKER_REDIS_PASSWORD}
+//				db       0
+//				tls
+//			}
+//			encryption_key_file /etc/msgbroker/keyring.json
+//			hash_key   {env.MSGBROKER_HASH_KEY}
+//			jwt_secret {env.MSGBROKER_JWT_SECRET}
+//			ca         local
+//			dev_keys   ./data/secrets
+//		}
+//	}
+//
+// Secrets are written as runtime placeholders ({env.*}, {file.*}) so that
+// they are resolved when the config is provisioned and never appear in the
+// adapted JSON that Caddy's admin API serves.
+//
+// Side effects (creating the SQLite file, generating development keys,
+// running migrations) happen when the app starts or on first use, never in
+// Provision, so `caddy validate` leaves nothing behind.
+package msgbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/msgbroker/caddy-msgbroker/keyring"
+	"github.com/msgbroker/caddy-msgbroker/phone"
+	"github.com/msgbroker/caddy-msgbroker/storage"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// AppName is the name handlers pass to ctx.App to get the broker app.
+const AppName = "msgbroker"
+
+// App is the `msgbroker` app. Exactly one exists per config.
+type App struct {
+	// The database holding messages, users, issued client certificates,
+	// the audit log and refresh tokens. Default: SQLite at ./data/msgbroker.db.
+	Database *DatabaseConfig `json:"database,omitempty"`
+
+	// Optional Redis, used to fan revocations out to every node and as the
+	// production store of device sessions. Without it, in-process stores
+	// serve a single node.
+	Redis *RedisConfig `json:"redis,omitempty"`
+
+	// Path of the JSON keyring used to encrypt message bodies at rest
+	// (AES-256-GCM; the newest key encrypts, every key decrypts). Required
+	// unless dev_keys_dir is set, in which case it defaults to
+	// <dev_keys_dir>/keyring.json.
+	EncryptionKeyFile string `json:"encryption_key_file,omitempty"`
+
+	// Secret key for HMAC-SHA-256 hashing of phone numbers (at least 16
+	// bytes; 32 random bytes recommended). Use a placeholder such as
+	// {env.MSGBROKER_HASH_KEY} or {file./run/secrets/hash_key}.
+	HashKey string `json:"hash_key,omitempty"`
+
+	// Secret used to sign JWT access and refresh tokens (at least 32
+	// bytes). Use a placeholder such as {env.MSGBROKER_JWT_SECRET}.
+	JWTSecret string `json:"jwt_secret,omitempty"`
+
+	// ID of the certificate authority of Caddy's `pki` app that issues
+	// client certificates. Default: "local".
+	CA string `json:"ca,omitempty"`
+
+	// Development only: a directory where missing keys (keyring, hash key,
+	// JWT secret) are generated on first start with mode 0600. Never set
+	// this in production; the app logs a loud warning when it is used.
+	DevKeysDir string `json:"dev_keys_dir,omitempty"`
+
+	ctx     caddy.Context
+	logger  *zap.Logger
+	secrets resolvedSecrets
+	metrics *Metrics
+
+	// pointers, because Caddy copies the zero module value in CaddyModule
+	initOnce *sync.Once
+	initErr  error
+	mu       *sync.RWMutex
+	db       *pooledDB
+	redis    *pooledRedis
+	keys     *keyring.Keyring
+	hasher   *phone.Hasher
+	jwtKey   []byte
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  AppName,
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision resolves placeholders, applies defaults and loads the keys that
+// already exist. It opens no connection and writes no file.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.logger = ctx.Logger()
+	a.initOnce = new(sync.Once)
+	a.mu = new(sync.RWMutex)
+	a.applyDefaults()
+
+	secrets, err := resolveSecrets(a)
+	if err != nil {
+		return err
+	}
+	a.secrets = secrets
+	if err := a.loadExistingKeys(); err != nil {
+		return err
+	}
+
+	metrics, err := sharedMetrics()
+	if err != nil {
+		return err
+	}
+	a.metrics = metrics
+	return metrics.register(ctx.GetMetricsRegistry(), a)
+}
+
+func (a *App) applyDefaults() {
+	if a.Database == nil {
+		a.Database = &DatabaseConfig{Driver: "sqlite", DSN: "./data/msgbroker.db"}
+	}
+	if a.CA == "" {
+		a.CA = "local"
+	}
+}
+
+// Validate checks the configuration without touching anything outside the
+// process.
+func (a *App) Validate() error {
+	if err := a.Database.validate(); err != nil {
+		return err
+	}
+	if a.Redis != nil {
+		if err := a.Redis.validate(); err != nil {
+			return err
+		}
+	}
+	return a.secrets.validate(a.DevKeysDir != "")
+}
+
+// Start opens the database and Redis, generates development keys when
+// configured to, and runs migrations when auto_migrate is on. A failure here
+// fails the config load, so a broken deployment is refused at once.
+func (a *App) Start() error {
+	return a.ensureReady(a.ctx)
+}
+
+// Stop does nothing: pooled connections are released in Cleanup, after the
+// next config has taken them over.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this config's references to pooled connections; the last
+// config to let go of a connection pool closes it.
+func (a *App) Cleanup() error {
+	if a.mu == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	if a.db != nil {
+		errs = append(errs, a.db.release())
+		a.db = nil
+	}
+	if a.redis != nil {
+		errs = append(errs, a.redis.release())
+		a.redis = nil
+	}
+	if a.metrics != nil {
+		errs = append(errs, releaseMetrics())
+	}
+	return errors.Join(errs...)
+}
+
+// ensureReady acquires the pooled resources once. Handlers call it through
+// the accessors too, because Caddy starts apps in no fixed order and the
+// HTTP app may serve a request before this app's Start has run.
+func (a *App) ensureReady(ctx context.Context) error {
+	a.initOnce.Do(func() { a.initErr = a.acquire(ctx) })
+	return a.initErr
+}
+
+func (a *App) acquire(ctx context.Context) error {
+	if err := a.generateDevKeys(); err != nil {
+		return err
+	}
+	db, err := acquireDB(ctx, a.Database, a.logger)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.db = db
+	a.mu.Unlock()
+
+	if a.Redis != nil {
+		rdb, err := acquireRedis(ctx, a.Redis, a.logger)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.redis = rdb
+		a.mu.Unlock()
+	}
+	return nil
+}
+
+// ErrNotReady is returned by the accessors when the app could not acquire
+// its resources.
+var ErrNotReady = errors.New("msgbroker app is not ready")
+
+// Store returns the repositories over the app's database.
+func (a *App) Store(ctx context.Context) (*storage.Store, error) {
+	if err := a.ensureReady(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.db == nil {
+		return nil, ErrNotReady
+	}
+	return a.db.store, nil
+}
+
+// Redis returns the shared Redis client, or nil when Redis is not configured.
+func (a *App) RedisClient(ctx context.Context) (redis.UniversalClient, error) {
+	if err := a.ensureReady(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.redis == nil {
+		return nil, nil
+	}
+	return a.redis.client, nil
+}
+
+// Keyring returns the keyring that encrypts message bodies.
+func (a *App) Keyring() *keyring.Keyring {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.keys
+}
+
+// PhoneHasher returns the keyed hasher for phone numbers.
+func (a *App) PhoneHasher() *phone.Hasher {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.hasher
+}
+
+// JWTKey returns the secret that signs JWTs.
+func (a *App) JWTKey() []byte {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.jwtKey
+}
+
+// Metrics returns the broker's Prometheus collectors.
+func (a *App) Metrics() *Metrics { return a.metrics }
+
+// Logger returns the app's logger.
+func (a *App) Logger() *zap.Logger { return a.logger }
+
+// CAName returns the ID of the pki CA that issues client certificates.
+func (a *App) CAName() string { return a.CA }
+
+// now is the app's clock; a function so tests of time-dependent health
+// states stay readable.
+func now() time.Time { return time.Now().UTC() }
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

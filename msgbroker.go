@@ -1,0 +1,12 @@
+// Package caddymsgbroker registers every caddy-msgbroker module. Build a
+// Caddy with all of them through
+//
+//	xcaddy build --with github.com/msgbroker/caddy-msgbroker
+//
+// or `go build -o caddy ./xcaddy` from this repository.
+package caddymsgbroker
+
+import (
+	_ "github.com/msgbroker/caddy-msgbroker/modules/health"
+	_ "github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
+)

@@ -1,0 +1,72 @@
+package storage
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/go-sql-driver/mysql"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Sentinel errors returned (wrapped) by the repositories, so that callers can
+// map them to HTTP status codes with errors.Is.
+var (
+	// ErrNotFound means no row matched.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means the write would violate a unique constraint or a
+	// state precondition (for example revoking a revoked certificate).
+	ErrConflict = errors.New("conflict")
+)
+
+// mysqlDuplicateEntry is ER_DUP_ENTRY, raised for unique and primary keys.
+const mysqlDuplicateEntry = 1062
+
+// dbError wraps err with the operation described by format and args, adding
+// ErrNotFound or ErrConflict to the chain where the driver error means that.
+func dbError(err error, format string, args ...any) error {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		err = ErrNotFound
+	case isUniqueViolation(err):
+		err = fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+}
+
+// isUniqueViolation reports whether err is a unique or primary key violation
+// from either driver.
+func isUniqueViolation(err error) bool {
+	var myErr *mysql.MySQLError
+	if errors.As(err, &myErr) {
+		return myErr.Number == mysqlDuplicateEntry
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		code := liteErr.Code()
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// affectedOne reports whether res touched at least one row.
+func affectedOne(res sql.Result) (bool, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n > 0, nil
+}
+
+// requireRow turns an UPDATE or DELETE that matched no row into ErrNotFound.
+func requireRow(res sql.Result, format string, args ...any) error {
+	ok, err := affectedOne(res)
+	if err != nil {
+		return dbError(err, format, args...)
+	}
+	if !ok {
+		return dbError(sql.ErrNoRows, format, args...)
+	}
+	return nil
+}

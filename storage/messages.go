@@ -1,0 +1,232 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// MessageRepo reads and writes the messages table.
+type MessageRepo struct {
+	db *bun.DB
+}
+
+// MessageFilter selects messages for MessageRepo.List. Zero fields do not
+// filter.
+type MessageFilter struct {
+	ClientID string
+	Status   string
+	// Since keeps messages created at or after it.
+	Since time.Time
+	// Until keeps messages created before it.
+	Until time.Time
+	// AfterID is the keyset cursor: the last (smallest) id of the previous
+	// page. Results are ordered by id descending, so only rows with a
+	// smaller id are returned.
+	AfterID int64
+	// Limit is the page size; see DefaultPageSize and MaxPageSize.
+	Limit int
+}
+
+// ClientCount is the number of messages registered by one client.
+type ClientCount struct {
+	ClientID string `bun:"client_id"`
+	Total    int64  `bun:"total"`
+}
+
+// StatusUpdate is a compare-and-set status transition for
+// MessageRepo.UpdateStatus.
+type StatusUpdate struct {
+	MessageID string
+	// From is the status the message must still have for the update to
+	// apply; it is what the caller read and validated the transition from.
+	From string
+	To   string
+	// AttemptsDelta is added to attempts in the same statement, e.g. 1 when
+	// a delivery attempt starts.
+	AttemptsDelta int
+	// LastError replaces last_error when not empty.
+	LastError string
+	// At is the time of the transition; zero means now. It sets updated_at
+	// and, for the final statuses, delivered_at or failed_at.
+	At time.Time
+}
+
+// Insert stores a new message and sets m.ID. Unset timestamps default to
+// now and an empty status to MessageQueued. A duplicate message id yields
+// ErrConflict.
+func (r *MessageRepo) Insert(ctx context.Context, m *Message) error {
+	t := now()
+	if m.Status == "" {
+		m.Status = MessageQueued
+	}
+	m.QueuedAt = orTime(m.QueuedAt, t)
+	m.CreatedAt = orTime(m.CreatedAt, t)
+	m.UpdatedAt = orTime(m.UpdatedAt, t)
+	m.DeliveredAt = utcPtr(m.DeliveredAt)
+	m.FailedAt = utcPtr(m.FailedAt)
+	if _, err := execWrite(ctx, r.db.NewInsert().Model(m)); err != nil {
+		return dbError(err, "inserting message %s", m.MessageID)
+	}
+	return nil
+}
+
+// GetByMessageID returns the message with the given UUID or ErrNotFound.
+func (r *MessageRepo) GetByMessageID(ctx context.Context, messageID string) (*Message, error) {
+	m := new(Message)
+	if err := r.db.NewSelect().Model(m).Where("message_id = ?", messageID).Scan(ctx); err != nil {
+		return nil, dbError(err, "getting message %s", messageID)
+	}
+	return m, nil
+}
+
+// List returns one page of messages matching f, newest (highest id) first.
+// Pass the last id of a page as the next filter's AfterID to continue;
+// unlike OFFSET this neither skips nor repeats rows while new ones arrive.
+func (r *MessageRepo) List(ctx context.Context, f MessageFilter) ([]Message, error) {
+	var msgs []Message
+	q := r.db.NewSelect().Model(&msgs)
+	if f.ClientID != "" {
+		q = q.Where("client_id = ?", f.ClientID)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("created_at >= ?", utc(f.Since))
+	}
+	if !f.Until.IsZero() {
+		q = q.Where("created_at < ?", utc(f.Until))
+	}
+	if f.AfterID > 0 {
+		q = q.Where("id < ?", f.AfterID)
+	}
+	if err := q.OrderExpr("id DESC").Limit(pageSize(f.Limit)).Scan(ctx); err != nil {
+		return nil, dbError(err, "listing messages")
+	}
+	return msgs, nil
+}
+
+// CountByStatus returns the number of messages per status; statuses without
+// messages are absent.
+func (r *MessageRepo) CountByStatus(ctx context.Context) (map[string]int64, error) {
+	var rows []countRow
+	err := r.db.NewSelect().Model((*Message)(nil)).
+		ColumnExpr("status AS label").
+		ColumnExpr("COUNT(*) AS total").
+		Group("status").
+		Scan(ctx, &rows)
+	if err != nil {
+		return nil, dbError(err, "counting messages by status")
+	}
+	return countMap(rows), nil
+}
+
+// CountByClient returns the number of messages per client, ordered by
+// client id.
+func (r *MessageRepo) CountByClient(ctx context.Context) ([]ClientCount, error) {
+	var counts []ClientCount
+	err := r.db.NewSelect().Model((*Message)(nil)).
+		Column("client_id").
+		ColumnExpr("COUNT(*) AS total").
+		Group("client_id").
+		Order("client_id").
+		Scan(ctx, &counts)
+	if err != nil {
+		return nil, dbError(err, "counting messages by client")
+	}
+	return counts, nil
+}
+
+// CountSince returns the number of messages created at or after t.
+func (r *MessageRepo) CountSince(ctx context.Context, t time.Time) (int64, error) {
+	n, err := r.db.NewSelect().Model((*Message)(nil)).Where("created_at >= ?", utc(t)).Count(ctx)
+	if err != nil {
+		return 0, dbError(err, "counting messages since %s", t.UTC().Format(time.RFC3339))
+	}
+	return n, nil
+}
+
+// Total returns the number of messages.
+func (r *MessageRepo) Total(ctx context.Context) (int64, error) {
+	n, err := r.db.NewSelect().Model((*Message)(nil)).Count(ctx)
+	if err != nil {
+		return 0, dbError(err, "counting messages")
+	}
+	return n, nil
+}
+
+// UpdateStatus applies u only if the message still has status u.From, in a
+// single UPDATE, and reports whether it did. A false result means another
+// writer got there first (or the message does not exist): re-read and
+// decide again rather than overwrite.
+func (r *MessageRepo) UpdateStatus(ctx context.Context, u StatusUpdate) (bool, error) {
+	at := orTime(u.At, now())
+	q := r.db.NewUpdate().Model((*Message)(nil)).
+		Set("status = ?", u.To).
+		Set("attempts = attempts + ?", u.AttemptsDelta).
+		Set("updated_at = ?", at).
+		Where("message_id = ?", u.MessageID).
+		Where("status = ?", u.From)
+	if u.LastError != "" {
+		q = q.Set("last_error = ?", u.LastError)
+	}
+	switch u.To {
+	case MessageDelivered:
+		q = q.Set("delivered_at = ?", at)
+	case MessageFailed:
+		q = q.Set("failed_at = ?", at)
+	}
+	res, err := execWrite(ctx, q)
+	if err != nil {
+		return false, dbError(err, "updating status of message %s from %s to %s", u.MessageID, u.From, u.To)
+	}
+	changed, err := affectedOne(res)
+	if err != nil {
+		return false, dbError(err, "updating status of message %s from %s to %s", u.MessageID, u.From, u.To)
+	}
+	return changed, nil
+}
+
+// CountByKeyID returns the number of messages sealed with keyID.
+func (r *MessageRepo) CountByKeyID(ctx context.Context, keyID string) (int64, error) {
+	n, err := r.db.NewSelect().Model((*Message)(nil)).Where("encryption_key_id = ?", keyID).Count(ctx)
+	if err != nil {
+		return 0, dbError(err, "counting messages under key %s", keyID)
+	}
+	return n, nil
+}
+
+// ListByKeyID returns up to limit messages sealed with keyID whose id is
+// greater than afterID, in ascending id order: the batches of a key
+// rotation. Pass the last id of a batch as the next afterID.
+func (r *MessageRepo) ListByKeyID(ctx context.Context, keyID string, afterID int64, limit int) ([]Message, error) {
+	var msgs []Message
+	err := r.db.NewSelect().Model(&msgs).
+		Where("encryption_key_id = ?", keyID).
+		Where("id > ?", afterID).
+		OrderExpr("id ASC").
+		Limit(pageSize(limit)).
+		Scan(ctx)
+	if err != nil {
+		return nil, dbError(err, "listing messages under key %s", keyID)
+	}
+	return msgs, nil
+}
+
+// UpdateBody replaces the body envelope of the message with the given row id
+// and records the key that sealed it; used when re-encrypting under a new
+// key. It returns ErrNotFound if the row does not exist.
+func (r *MessageRepo) UpdateBody(ctx context.Context, id int64, envelope []byte, keyID string) error {
+	q := r.db.NewUpdate().Model((*Message)(nil)).
+		Set("body_encrypted = ?", envelope).
+		Set("encryption_key_id = ?", keyID).
+		Set("updated_at = ?", now()).
+		Where("id = ?", id)
+	res, err := execWrite(ctx, q)
+	if err != nil {
+		return dbError(err, "updating body of message row %d", id)
+	}
+	return requireRow(res, "updating body of message row %d", id)
+}

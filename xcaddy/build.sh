@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the same binary as `go build -o caddy ./xcaddy`, but through xcaddy,
+# the way a user adds our modules to their own Caddy build:
+#
+#   ./xcaddy/build.sh [output]        # default output: ./caddy
+#
+# It pins the Caddy version from go.mod and adds this checkout as the
+# module github.com/msgbroker/caddy-msgbroker.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="${1:-$root/caddy}"
+caddy_version="$(cd "$root" && go list -m -f '{{.Version}}' github.com/caddyserver/caddy/v2)"
+xcaddy_version="v0.4.5"
+
+if ! command -v xcaddy >/dev/null; then
+	echo "installing xcaddy ${xcaddy_version}" >&2
+	go install "github.com/caddyserver/xcaddy/cmd/xcaddy@${xcaddy_version}"
+	PATH="$(go env GOPATH)/bin:$PATH"
+fi
+
+XCADDY_SKIP_CLEANUP=0 xcaddy build "$caddy_version" \
+	--output "$out" \
+	--with "github.com/msgbroker/caddy-msgbroker=$root"
