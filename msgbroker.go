@@ -8,5 +8,7 @@ package caddymsgbroker
 
 import (
 	_ "github.com/msgbroker/caddy-msgbroker/modules/health"
+	_ "github.com/msgbroker/caddy-msgbroker/modules/internalapi"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
+	_ "github.com/msgbroker/caddy-msgbroker/modules/verifier"
 )

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/msgbroker/caddy-msgbroker/apperr"
 )
 
 // Error is an error with an HTTP status and a stable, machine-readable code.
@@ -56,11 +58,29 @@ type errorBody struct {
 	Error *Error `json:"error"`
 }
 
-// AsError returns err as an *Error, treating anything unknown as internal.
+// statusOf maps a domain error kind to its HTTP status.
+var statusOf = map[apperr.Kind]int{
+	apperr.Invalid:         http.StatusBadRequest,
+	apperr.TooLarge:        http.StatusRequestEntityTooLarge,
+	apperr.Unauthenticated: http.StatusUnauthorized,
+	apperr.Forbidden:       http.StatusForbidden,
+	apperr.NotFound:        http.StatusNotFound,
+	apperr.Conflict:        http.StatusConflict,
+	apperr.Unavailable:     http.StatusServiceUnavailable,
+	apperr.TooManyRequests: http.StatusTooManyRequests,
+}
+
+// AsError returns err as an *Error: HTTP errors as they are, domain errors
+// with the status of their kind, anything else as an internal error.
 func AsError(err error) *Error {
 	var apiErr *Error
 	if errors.As(err, &apiErr) {
 		return apiErr
+	}
+	if domainErr, ok := apperr.As(err); ok {
+		if status, known := statusOf[domainErr.Kind]; known {
+			return &Error{Status: status, Code: domainErr.Code, Message: domainErr.Message, Err: domainErr}
+		}
 	}
 	return Internal(err)
 }

@@ -64,10 +64,10 @@ func indexes(t *testing.T, db *bun.DB) map[string]bool {
 	return names(t, db, query)
 }
 
-func names(t *testing.T, db *bun.DB, query string) map[string]bool {
+func names(t *testing.T, db *bun.DB, query string, args ...any) map[string]bool {
 	t.Helper()
 	var list []string
-	if err := db.NewRaw(query).Scan(testContext(t), &list); err != nil {
+	if err := db.NewRaw(query, args...).Scan(testContext(t), &list); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
 	set := make(map[string]bool, len(list))
@@ -75,6 +75,15 @@ func names(t *testing.T, db *bun.DB, query string) map[string]bool {
 		set[n] = true
 	}
 	return set
+}
+
+// columns returns the column names of a table.
+func columns(t *testing.T, db *bun.DB, table string) map[string]bool {
+	t.Helper()
+	if storage.Dialect(db) == storage.DriverMySQL {
+		return names(t, db, "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?", table)
+	}
+	return names(t, db, "SELECT name FROM pragma_table_info(?)", table)
 }
 
 // mustNoErr fails the test at once if err is not nil.

@@ -14,9 +14,14 @@ import (
 	"github.com/uptrace/bun/migrate"
 )
 
-// migrationFiles holds the schema, one directory per dialect. SQLite files
-// are named *.tx.*.sql so bun runs each in a transaction; MySQL commits DDL
-// implicitly, so a transaction there would only pretend to be atomic.
+// migrationFiles holds the schema, one directory per dialect. A migration is
+// a pair of files per dialect with the same zero-padded version and name:
+// NNNN_name.up.sql and NNNN_name.down.sql under migrations/mysql, and
+// NNNN_name.tx.up.sql and NNNN_name.tx.down.sql under migrations/sqlite.
+// Statements are separated by a "--bun:split" line, since neither driver
+// runs several statements in one call. The SQLite files run in a
+// transaction; MySQL commits DDL implicitly, so a transaction there would
+// only pretend to be atomic.
 //
 //go:embed migrations/mysql/*.sql migrations/sqlite/*.sql
 var migrationFiles embed.FS
@@ -55,6 +60,10 @@ type MigrationState struct {
 // can undo them one at a time. Concurrent callers (several nodes starting
 // together) serialise on bun's migration lock; the later ones then find
 // nothing left to do.
+//
+// A migration is recorded only once all its statements succeeded. On SQLite
+// a failed migration leaves nothing behind; on MySQL the statements before
+// the failing one stay applied and must be repaired by hand.
 func Migrate(ctx context.Context, db *bun.DB) ([]string, error) {
 	all, err := loadMigrations(db)
 	if err != nil {
@@ -233,8 +242,7 @@ func withMigrationLock(ctx context.Context, m *migrate.Migrator, fn func() error
 }
 
 // acquireMigrationLock takes bun's lock, a unique row in the locks table.
-// While another process holds it the insert fails with a unique violation,
-// and we poll until it is released, the context ends or migrationLockWait
+// While another process holds it the insert fails, and we poll until it is released, the context ends or migrationLockWait
 // passes.
 func acquireMigrationLock(ctx context.Context, m *migrate.Migrator) error {
 	ctx, cancel := context.WithTimeout(ctx, migrationLockWait)
@@ -247,7 +255,9 @@ func acquireMigrationLock(ctx context.Context, m *migrate.Migrator) error {
 		case waited && ctx.Err() != nil:
 			// The context ended during a retry rather than in the wait below.
 			return lockedError(ctx)
-		case !isUniqueViolation(err):
+		case !isUniqueViolation(err) && !isDeadlock(err):
+			// Concurrent inserts of the same unique row can also deadlock
+			// in InnoDB; both mean someone else is taking the lock.
 			return fmt.Errorf("taking migration lock: %w", err)
 		}
 		select {

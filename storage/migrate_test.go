@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/msgbroker/caddy-msgbroker/storage"
+	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
 
 var (
@@ -284,6 +286,24 @@ func TestSeedQueriesRunUnchanged(t *testing.T) {
 		mustNoErr(t, db.NewRaw("SELECT * FROM audit_log ORDER BY created_at DESC LIMIT 10").Scan(ctx, &entries), "seed audit query")
 		if len(entries) != 10 || !entries[0].CreatedAt.Equal(baseTime.Add(11*time.Minute)) || !entries[9].CreatedAt.Equal(baseTime.Add(2*time.Minute)) {
 			t.Errorf("seed audit query returned %d entries from %v to %v", len(entries), entries[0].CreatedAt, entries[len(entries)-1].CreatedAt)
+		}
+	})
+}
+
+func TestModelsMatchTheMigratedSchema(t *testing.T) {
+	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		for _, model := range []any{
+			(*storage.Message)(nil), (*storage.User)(nil), (*storage.Client)(nil),
+			(*storage.AuditEntry)(nil), (*storage.RefreshToken)(nil), (*storage.Device)(nil),
+		} {
+			table := db.Table(reflect.TypeOf(model))
+			fields := make(map[string]bool, len(table.Fields))
+			for _, f := range table.Fields {
+				fields[f.Name] = true
+			}
+			if cols := columns(t, db, table.Name); !maps.Equal(fields, cols) {
+				t.Errorf("%T maps columns %v, table %s has %v", model, slices.Sorted(maps.Keys(fields)), table.Name, slices.Sorted(maps.Keys(cols)))
+			}
 		}
 	})
 }

@@ -46,9 +46,13 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/clientauth"
+	"github.com/msgbroker/caddy-msgbroker/clientca"
 	"github.com/msgbroker/caddy-msgbroker/keyring"
 	"github.com/msgbroker/caddy-msgbroker/phone"
 	"github.com/msgbroker/caddy-msgbroker/storage"
@@ -91,6 +95,17 @@ type App struct {
 	// client certificates. Default: "local".
 	CA string `json:"ca,omitempty"`
 
+	// How often each node re-reads the clients table for new and revoked
+	// certificates (default 1s). With Redis, changes also arrive at once by
+	// pub/sub; the poll is the safety net and the only path without it.
+	RevocationPollInterval caddy.Duration `json:"revocation_poll_interval,omitempty"`
+
+	// Limits of the internal API's register endpoint: the largest request
+	// body in bytes (default 64 KiB) and the longest message body in
+	// characters (default 4096).
+	MaxRequestBytes int64 `json:"max_request_bytes,omitempty"`
+	MaxBodyChars    int   `json:"max_body_chars,omitempty"`
+
 	// Development only: a directory where missing keys (keyring, hash key,
 	// JWT secret) are generated on first start with mode 0600. Never set
 	// this in production; the app logs a loud warning when it is used.
@@ -110,7 +125,17 @@ type App struct {
 	keys     *keyring.Keyring
 	hasher   *phone.Hasher
 	jwtKey   []byte
+	registry *clientauth.Registry
+	messages *broker.Messages
+	certs    *broker.Certificates
+	stopRun  context.CancelFunc
 }
+
+// Defaults of the app's tunables.
+const (
+	DefaultRevocationPollInterval = time.Second
+	DefaultMaxRequestBytes        = 64 << 10
+)
 
 // CaddyModule returns the Caddy module information.
 func (App) CaddyModule() caddy.ModuleInfo {
@@ -153,6 +178,15 @@ func (a *App) applyDefaults() {
 	if a.CA == "" {
 		a.CA = "local"
 	}
+	if a.RevocationPollInterval == 0 {
+		a.RevocationPollInterval = caddy.Duration(DefaultRevocationPollInterval)
+	}
+	if a.MaxRequestBytes == 0 {
+		a.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if a.MaxBodyChars == 0 {
+		a.MaxBodyChars = broker.DefaultMaxBodyChars
+	}
 }
 
 // Validate checks the configuration without touching anything outside the
@@ -173,12 +207,24 @@ func (a *App) Validate() error {
 // configured to, and runs migrations when auto_migrate is on. A failure here
 // fails the config load, so a broken deployment is refused at once.
 func (a *App) Start() error {
-	return a.ensureReady(a.ctx)
+	if err := a.ensureReady(a.ctx); err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.stopRun = cancel
+	rdb, _ := a.RedisClient(runCtx)
+	go a.registry.Run(runCtx, time.Duration(a.RevocationPollInterval), rdb)
+	return nil
 }
 
-// Stop does nothing: pooled connections are released in Cleanup, after the
-// next config has taken them over.
-func (a *App) Stop() error { return nil }
+// Stop ends the registry's refresh loop. Pooled connections are released in
+// Cleanup, after the next config has taken them over.
+func (a *App) Stop() error {
+	if a.stopRun != nil {
+		a.stopRun()
+	}
+	return nil
+}
 
 // Cleanup releases this config's references to pooled connections; the last
 // config to let go of a connection pool closes it.
@@ -232,7 +278,83 @@ func (a *App) acquire(ctx context.Context) error {
 		a.redis = rdb
 		a.mu.Unlock()
 	}
+
+	registry := clientauth.NewRegistry(db.store.Clients, a.logger.Named("clients"))
+	if err := registry.Refresh(ctx); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.registry = registry
+	a.messages = &broker.Messages{
+		Store:        db.store,
+		Keys:         a.Keyring,
+		Hasher:       a.PhoneHasher,
+		MaxBodyChars: a.MaxBodyChars,
+	}
+	a.mu.Unlock()
+	return a.buildCertificates(db.store, registry)
+}
+
+// buildCertificates sets up the one certificate issuer, over the CA keys in
+// Caddy's storage, where the pki app keeps them.
+func (a *App) buildCertificates(store *storage.Store, registry *clientauth.Registry) error {
+	name := ""
+	if ca, err := a.certificateAuthority(); err == nil {
+		name = ca.Name
+	}
+	issuer, err := clientca.New(clientca.Config{CAID: a.CA, Name: name, Storage: a.ctx.Storage()})
+	if err != nil {
+		return fmt.Errorf("msgbroker: setting up the client certificate issuer: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.certs = &broker.Certificates{
+		Store:  store,
+		Issuer: issuer,
+		Logger: a.logger,
+		Announce: func(ctx context.Context, serial string) {
+			rdb, _ := a.RedisClient(ctx)
+			if err := registry.Announce(ctx, serial, rdb); err != nil {
+				a.logger.Warn("refreshing the client registry after a change failed; the poll will catch up",
+					zap.String("serial", serial), zap.Error(err))
+			}
+		},
+	}
 	return nil
+}
+
+// CertmagicStorage returns Caddy's storage, where the pki app keeps its CA
+// keys and the issuer its client-issuing intermediate.
+func (a *App) CertmagicStorage() certmagic.Storage { return a.ctx.Storage() }
+
+// Certificates returns the client-certificate service.
+func (a *App) Certificates(ctx context.Context) (*broker.Certificates, error) {
+	if err := a.ensureReady(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.certs, nil
+}
+
+// Registry returns the in-memory registry of client certificates.
+func (a *App) Registry(ctx context.Context) (*clientauth.Registry, error) {
+	if err := a.ensureReady(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.registry, nil
+}
+
+// Messages returns the message service.
+func (a *App) Messages(ctx context.Context) (*broker.Messages, error) {
+	if err := a.ensureReady(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.messages, nil
 }
 
 // ErrNotReady is returned by the accessors when the app could not acquire

@@ -50,6 +50,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.CA, err = singleArg(d)
 		case "dev_keys":
 			a.DevKeysDir, err = singleArg(d)
+		case "revocation_poll_interval":
+			var dur time.Duration
+			dur, err = durationArg(d)
+			a.RevocationPollInterval = caddy.Duration(dur)
+		case "max_request_bytes":
+			var n int
+			n, err = intArg(d)
+			a.MaxRequestBytes = int64(n)
+		case "max_body_chars":
+			a.MaxBodyChars, err = intArg(d)
 		default:
 			return d.Errf("unrecognized msgbroker option '%s'", d.Val())
 		}

@@ -13,15 +13,15 @@ import (
 // through the usage pool, so their values survive config reloads; each new
 // config registers them on its own, fresh registry.
 type Metrics struct {
-	RequestsTotal        *prometheus.CounterVec
-	RequestDuration      *prometheus.HistogramVec
-	MessagesRegistered   *prometheus.CounterVec
-	MessagesDelivered    *prometheus.CounterVec
-	MessagesFailed       *prometheus.CounterVec
-	CertificatesIssued   prometheus.Counter
-	CertificatesRevoked  prometheus.Counter
-	DecryptionsTotal     *prometheus.CounterVec
-	HealthChecksTotal    *prometheus.CounterVec
+	RequestsTotal       *prometheus.CounterVec
+	RequestDuration     *prometheus.HistogramVec
+	MessagesRegistered  *prometheus.CounterVec
+	MessagesDelivered   *prometheus.CounterVec
+	MessagesFailed      *prometheus.CounterVec
+	CertificatesIssued  prometheus.Counter
+	CertificatesRevoked prometheus.Counter
+	DecryptionsTotal    *prometheus.CounterVec
+	HealthChecksTotal   *prometheus.CounterVec
 }
 
 // Destruct satisfies caddy.Destructor; counters hold no resources.

@@ -1,0 +1,216 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/msgbroker/caddy-msgbroker/apperr"
+	"github.com/msgbroker/caddy-msgbroker/clientca"
+	"github.com/msgbroker/caddy-msgbroker/storage"
+)
+
+// Certificates issues and revokes client certificates: the one place that
+// does it, for the admin API and the CLI alike. Every attempt is audited.
+type Certificates struct {
+	Store  *storage.Store
+	Issuer *clientca.Issuer
+	// Announce is called after a change with the serial, so the registry of
+	// this node refreshes at once and other nodes hear of it (may be nil).
+	Announce func(ctx context.Context, serial string)
+	// Logger reports audit writes that failed (may be nil).
+	Logger *zap.Logger
+}
+
+// IssueRequest asks for a client certificate.
+type IssueRequest struct {
+	ClientID string
+	Role     string
+	// Days of validity; 0 means clientca.DefaultLeafLifetime.
+	Days int
+	// CSRPEM is an optional PEM certificate request; without it the server
+	// generates the key and returns it once.
+	CSRPEM []byte
+}
+
+// Actor says who acts and from where, for the audit log.
+type Actor struct {
+	Name       string
+	RemoteAddr string
+}
+
+// Issue signs a certificate and records it in the clients table.
+func (c *Certificates) Issue(ctx context.Context, actor Actor, req IssueRequest) (*clientca.Issued, *storage.Client, error) {
+	issued, row, err := c.issue(ctx, actor, req)
+	outcome, details := "success", ""
+	if err != nil {
+		outcome, details = "failure", errorSummary(err)
+	}
+	target := req.ClientID
+	if row != nil {
+		target = req.ClientID + " serial " + row.SerialNumber
+	}
+	c.audit(ctx, actor, "certificate.issue", target, outcome, details)
+	return issued, row, err
+}
+
+func (c *Certificates) issue(ctx context.Context, actor Actor, req IssueRequest) (*clientca.Issued, *storage.Client, error) {
+	if req.Days < 0 {
+		return nil, nil, apperr.New(apperr.Invalid, "invalid_days", "days must be positive")
+	}
+	lifetime := clientca.DefaultLeafLifetime
+	if req.Days > 0 {
+		lifetime = time.Duration(req.Days) * 24 * time.Hour
+	}
+	issued, err := c.Issuer.Issue(ctx, clientca.Request{
+		ClientID: req.ClientID, Role: req.Role, Lifetime: lifetime, CSRPEM: req.CSRPEM,
+	})
+	if err != nil {
+		return nil, nil, issueError(err)
+	}
+	cert := issued.Certificate
+	row := &storage.Client{
+		ClientID:          req.ClientID,
+		SerialNumber:      issued.SerialHex,
+		FingerprintSHA256: issued.FingerprintSHA256,
+		Role:              req.Role,
+		Status:            storage.ClientActive,
+		Subject:           cert.Subject.String(),
+		IssuedAt:          cert.NotBefore,
+		NotAfter:          cert.NotAfter,
+		CreatedBy:         actor.Name,
+	}
+	if err := c.Store.Clients.Insert(ctx, row); err != nil {
+		return nil, nil, fmt.Errorf("recording certificate %s for %s: %w", issued.SerialHex, req.ClientID, err)
+	}
+	c.announce(ctx, row.SerialNumber)
+	return issued, row, nil
+}
+
+// issueError turns the issuer's refusals of bad input into Invalid errors.
+func issueError(err error) error {
+	if errors.Is(err, clientca.ErrBadCSR) || errors.Is(err, clientca.ErrInvalidRequest) {
+		return apperr.Wrap(err, apperr.Invalid, "invalid_certificate_request", "%s", err.Error())
+	}
+	return fmt.Errorf("issuing client certificate: %w", err)
+}
+
+// Revoke revokes the certificate with serial target, or when target is a
+// client id, every active certificate of that client.
+func (c *Certificates) Revoke(ctx context.Context, actor Actor, target, reason string) ([]storage.Client, error) {
+	revoked, err := c.revoke(ctx, target, reason)
+	outcome, details := "success", "reason: "+reason
+	if err != nil {
+		outcome, details = "failure", errorSummary(err)
+	}
+	c.audit(ctx, actor, "certificate.revoke", target, outcome, details)
+	return revoked, err
+}
+
+func (c *Certificates) revoke(ctx context.Context, target, reason string) ([]storage.Client, error) {
+	target = strings.TrimSpace(target)
+	reason = strings.TrimSpace(reason)
+	if target == "" {
+		return nil, apperr.New(apperr.Invalid, "missing_target", "name a client id or a certificate serial to revoke")
+	}
+	if reason == "" {
+		return nil, apperr.New(apperr.Invalid, "missing_reason", "a revocation needs a reason")
+	}
+	if len(reason) > 255 {
+		return nil, apperr.New(apperr.Invalid, "reason_too_long", "the reason must have at most 255 characters")
+	}
+	candidates, err := c.candidates(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	var revoked []storage.Client
+	for _, cl := range candidates {
+		err := c.Store.Clients.Revoke(ctx, cl.SerialNumber, reason, now)
+		if errors.Is(err, storage.ErrConflict) {
+			continue // revoked concurrently: the goal is reached
+		}
+		if err != nil {
+			return revoked, fmt.Errorf("revoking certificate %s: %w", cl.SerialNumber, err)
+		}
+		cl.Status, cl.RevokedAt, cl.RevocationReason = storage.ClientRevoked, &now, &reason
+		revoked = append(revoked, cl)
+		c.announce(ctx, cl.SerialNumber)
+	}
+	if len(revoked) == 0 {
+		return nil, apperr.New(apperr.Conflict, "already_revoked", "%s has no active certificate", target)
+	}
+	return revoked, nil
+}
+
+// candidates finds the certificates a revocation target names.
+func (c *Certificates) candidates(ctx context.Context, target string) ([]storage.Client, error) {
+	bySerial, err := c.Store.Clients.GetBySerial(ctx, strings.ToLower(strings.ReplaceAll(target, ":", "")))
+	if err == nil {
+		if bySerial.Status != storage.ClientActive {
+			return nil, apperr.New(apperr.Conflict, "already_revoked", "certificate %s is already revoked", bySerial.SerialNumber)
+		}
+		return []storage.Client{*bySerial}, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("looking up certificate %s: %w", target, err)
+	}
+	all, err := c.Store.Clients.ListFilter(ctx, "", target)
+	if err != nil {
+		return nil, fmt.Errorf("listing certificates of %s: %w", target, err)
+	}
+	if len(all) == 0 {
+		return nil, apperr.New(apperr.NotFound, "certificate_not_found", "no certificate with serial or client id %s", target)
+	}
+	var active []storage.Client
+	for _, cl := range all {
+		if cl.Status == storage.ClientActive {
+			active = append(active, cl)
+		}
+	}
+	if len(active) == 0 {
+		return nil, apperr.New(apperr.Conflict, "already_revoked", "%s has no active certificate", target)
+	}
+	return active, nil
+}
+
+func (c *Certificates) announce(ctx context.Context, serial string) {
+	if c.Announce != nil {
+		c.Announce(ctx, serial)
+	}
+}
+
+// audit records an action. A failed audit write is logged, not returned:
+// the action itself has already happened and must be reported as such.
+func (c *Certificates) audit(ctx context.Context, actor Actor, action, target, outcome, details string) {
+	if err := Audit(ctx, c.Store, actor, action, target, outcome, details); err != nil && c.Logger != nil {
+		c.Logger.Error("audit log write failed", zap.String("action", action), zap.String("target", target), zap.Error(err))
+	}
+}
+
+// Audit writes one audit_log row.
+func Audit(ctx context.Context, store *storage.Store, actor Actor, action, target, outcome, details string) error {
+	entry := &storage.AuditEntry{
+		Actor: actor.Name, Action: action, Target: target, Outcome: outcome, RemoteAddr: actor.RemoteAddr,
+	}
+	if details != "" {
+		entry.Details = &details
+	}
+	if err := store.Audit.Insert(ctx, entry); err != nil {
+		return fmt.Errorf("writing audit entry %s %s: %w", action, target, err)
+	}
+	return nil
+}
+
+// errorSummary is what the audit log keeps of a failure: the client-facing
+// message of domain errors, a generic text otherwise.
+func errorSummary(err error) string {
+	if e, ok := apperr.As(err); ok {
+		return e.Code + ": " + e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,236 @@
+// Package integration drives a real Caddy built from our modules over real
+// TLS connections, against SQLite and MariaDB.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
+	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
+	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
+)
+
+// gateway is a running broker with an mTLS listener for the internal API
+// and a plain HTTP listener for /health.
+type gateway struct {
+	t         *testing.T
+	srv       *testcaddy.Server
+	mtlsPort  int
+	httpPort  int
+	app       *msgbroker.App
+	serverCAs *x509.CertPool
+}
+
+// databaseConfig returns the `database` line of the msgbroker option for a
+// dialect, creating the database it points at.
+func databaseConfig(t *testing.T, dialect string) string {
+	t.Helper()
+	if dialect == "mysql" {
+		t.Setenv("MSGBROKER_IT_DSN", storagetest.MySQL(t))
+		return "database mysql {env.MSGBROKER_IT_DSN} {\n\t\t\tauto_migrate on\n\t\t}"
+	}
+	return "database sqlite " + filepath.Join(t.TempDir(), "broker.db")
+}
+
+// eachDialect runs fn against a gateway on SQLite and one on MariaDB.
+func eachDialect(t *testing.T, fn func(t *testing.T, g *gateway)) {
+	for _, dialect := range []string{"sqlite", "mysql"} {
+		t.Run(dialect, func(t *testing.T) {
+			fn(t, startGateway(t, dialect, ""))
+		})
+	}
+}
+
+func startGateway(t *testing.T, dialect, extraOptions string) *gateway {
+	t.Helper()
+	g := &gateway{t: t, mtlsPort: testcaddy.FreePort(t), httpPort: testcaddy.FreePort(t)}
+	g.srv = testcaddy.Start(t, g.config(dialect, extraOptions))
+	app, err := caddy.ActiveContext().App(msgbroker.AppName)
+	if err != nil {
+		t.Fatalf("getting the running msgbroker app: %v", err)
+	}
+	g.app = app.(*msgbroker.App)
+	rootPEM, err := os.ReadFile(filepath.Join(g.srv.StorageDir, "pki", "authorities", "local", "root.crt"))
+	if err != nil {
+		t.Fatalf("reading the local CA root: %v", err)
+	}
+	g.serverCAs = x509.NewCertPool()
+	g.serverCAs.AppendCertsFromPEM(rootPEM)
+	g.waitForServerCertificate()
+	return g
+}
+
+// waitForServerCertificate waits until Caddy has issued the listener's own
+// certificate (it does so in the background after start); until then
+// handshakes end with an internal error.
+func (g *gateway) waitForServerCertificate() {
+	g.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", g.mtlsPort), g.tlsConfig(nil))
+		if err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("the mTLS listener never presented a certificate: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (g *gateway) config(dialect, extraOptions string) string {
+	return fmt.Sprintf(`{
+	pki {
+		ca local {
+			name "integration CA"
+		}
+	}
+	msgbroker {
+		%s
+		dev_keys %s
+		revocation_poll_interval 200ms
+		%s
+	}
+}
+
+https://localhost:%d {
+	tls internal {
+		client_auth {
+			mode require_and_verify
+			trust_pool pki_root {
+				authority local
+			}
+			verifier msgbroker
+		}
+	}
+	msgbroker_internal
+	respond 404
+}
+
+http://127.0.0.1:%d {
+	handle /health {
+		msgbroker_health
+	}
+}
+`, databaseConfig(g.t, dialect), filepath.Join(g.t.TempDir(), "secrets"), extraOptions, g.mtlsPort, g.httpPort)
+}
+
+// issue makes a client certificate through the broker's one issuing path.
+func (g *gateway) issue(clientID, role string) (tls.Certificate, string) {
+	g.t.Helper()
+	certs, err := g.app.Certificates(context.Background())
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	issued, row, err := certs.Issue(context.Background(), broker.Actor{Name: "integration-test"},
+		broker.IssueRequest{ClientID: clientID, Role: role, Days: 365})
+	if err != nil {
+		g.t.Fatalf("issuing %s/%s: %v", clientID, role, err)
+	}
+	pair, err := tls.X509KeyPair(issued.ChainPEM, issued.PrivateKeyPEM)
+	if err != nil {
+		g.t.Fatalf("loading issued pair: %v", err)
+	}
+	return pair, row.SerialNumber
+}
+
+// client returns an HTTP client presenting cert (none when nil) that
+// trusts the gateway's server certificate. Each client has its own
+// connection pool, so handshakes happen when the test expects them.
+func (g *gateway) client(cert *tls.Certificate) *http.Client {
+	return &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: g.tlsConfig(cert), ForceAttemptHTTP2: true},
+	}
+}
+
+func (g *gateway) tlsConfig(cert *tls.Certificate) *tls.Config {
+	cfg := &tls.Config{RootCAs: g.serverCAs, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return cfg
+}
+
+func (g *gateway) url(path string) string {
+	return fmt.Sprintf("https://localhost:%d%s", g.mtlsPort, path)
+}
+
+// response is a decoded JSON answer.
+type response struct {
+	Status int
+	Body   map[string]any
+	Raw    []byte
+}
+
+func (r response) errorCode() string {
+	e, _ := r.Body["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+// call sends body (a string is sent as is, anything else as JSON) and
+// decodes the JSON answer; a transport error fails the test.
+func (g *gateway) call(c *http.Client, method, path string, body any) response {
+	g.t.Helper()
+	resp, err := g.send(c, method, path, body)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp
+}
+
+func (g *gateway) send(c *http.Client, method, path string, body any) (response, error) {
+	var reader io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		reader = bytes.NewBufferString(b)
+	case []byte:
+		reader = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			return response{}, err
+		}
+		reader = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, g.url(path), reader)
+	if err != nil {
+		return response{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, err
+	}
+	out := response{Status: resp.StatusCode, Raw: raw}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &out.Body); err != nil {
+			return out, fmt.Errorf("answer is not JSON (%d): %s", resp.StatusCode, raw)
+		}
+	}
+	return out, nil
+}
+
+var adminActor = broker.Actor{Name: "integration-admin", RemoteAddr: "127.0.0.1"}
