@@ -72,7 +72,13 @@ func ParseCSR(pemBytes []byte) (*x509.CertificateRequest, error) {
 	}
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%w: parsing DER: %w", ErrBadCSR, err)
+		// crypto/x509's own messages ("x509: unsupported elliptic
+		// curve") help the client; encoding/asn1's dump parser
+		// internals and are replaced by a plain statement.
+		if msg := err.Error(); strings.HasPrefix(msg, "x509: ") && len(msg) <= 120 {
+			return nil, fmt.Errorf("%w: parsing DER: %s", ErrBadCSR, strings.TrimPrefix(msg, "x509: "))
+		}
+		return nil, fmt.Errorf("%w: parsing DER: not a well-formed PKCS#10 certificate request", ErrBadCSR)
 	}
 	if err := checkCSRKey(csr.PublicKey); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadCSR, err)

@@ -188,7 +188,7 @@ func (i *Issuer) currentIntermediate(ctx context.Context) (*keyPair, error) {
 		return kp, nil
 	}
 
-	kp, err := i.createIntermediateLocked(ctx, root)
+	kp, err := i.createIntermediateLocked(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("client-issuing intermediate for CA %s: %w", i.safeID, err)
 	}
@@ -253,10 +253,10 @@ func (i *Issuer) loadPair(ctx context.Context, certKey, keyKey string) (*keyPair
 	return &keyPair{cert: cert, certPEM: pemEncode("CERTIFICATE", cert.Raw), key: key}, nil
 }
 
-// createIntermediateLocked takes the storage lock, re-reads the stored
-// intermediate (another node may have just made one) and, if it is still
+// createIntermediateLocked (called with i.mu held) takes the storage lock,
+// re-reads the root and the stored intermediate (another node may have just made one) and, if it is still
 // missing, inconsistent or unfit, archives it and stores a new one.
-func (i *Issuer) createIntermediateLocked(ctx context.Context, root *x509.Certificate) (kp *keyPair, err error) {
+func (i *Issuer) createIntermediateLocked(ctx context.Context) (kp *keyPair, err error) {
 	if err := i.cfg.Storage.Lock(ctx, i.lockName()); err != nil {
 		return nil, fmt.Errorf("acquiring storage lock %s: %w", i.lockName(), err)
 	}
@@ -267,6 +267,15 @@ func (i *Issuer) createIntermediateLocked(ctx context.Context, root *x509.Certif
 			err = fmt.Errorf("releasing storage lock %s: %w", i.lockName(), uerr)
 		}
 	}()
+
+	// The root key is needed anyway, so read the root afresh too: the
+	// cached certificate may predate a root the pki app (re)created, and
+	// signing with a key that does not match it would be useless.
+	root, rootKey, err := LoadRoot(ctx, i.cfg.Storage, i.safeID)
+	if err != nil {
+		return nil, err
+	}
+	i.root, i.rootPEM = root, pemEncode("CERTIFICATE", root.Raw)
 
 	now := i.now()
 	old, loadErr := i.loadIntermediate(ctx)
@@ -291,10 +300,6 @@ func (i *Issuer) createIntermediateLocked(ctx context.Context, root *x509.Certif
 		return nil, loadErr
 	}
 
-	rootKey, err := loadRootKey(ctx, i.cfg.Storage, i.safeID, root)
-	if err != nil {
-		return nil, err
-	}
 	kp, err = i.newIntermediate(root, rootKey, now)
 	if err != nil {
 		return nil, err

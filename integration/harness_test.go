@@ -33,6 +33,8 @@ type gateway struct {
 	httpPort  int
 	app       *msgbroker.App
 	serverCAs *x509.CertPool
+	// caddyfile is the config the gateway was started with, for reloads.
+	caddyfile string
 }
 
 // databaseConfig returns the `database` line of the msgbroker option for a
@@ -58,7 +60,8 @@ func eachDialect(t *testing.T, fn func(t *testing.T, g *gateway)) {
 func startGateway(t *testing.T, dialect, extraOptions string) *gateway {
 	t.Helper()
 	g := &gateway{t: t, mtlsPort: testcaddy.FreePort(t), httpPort: testcaddy.FreePort(t)}
-	g.srv = testcaddy.Start(t, g.config(dialect, extraOptions))
+	g.caddyfile = g.config(dialect, extraOptions)
+	g.srv = testcaddy.Start(t, g.caddyfile)
 	app, err := caddy.ActiveContext().App(msgbroker.AppName)
 	if err != nil {
 		t.Fatalf("getting the running msgbroker app: %v", err)

@@ -18,8 +18,8 @@ import (
 // a pair of files per dialect with the same zero-padded version and name:
 // NNNN_name.up.sql and NNNN_name.down.sql under migrations/mysql, and
 // NNNN_name.tx.up.sql and NNNN_name.tx.down.sql under migrations/sqlite.
-// Statements are separated by a "--bun:split" line, since neither driver
-// runs several statements in one call. The SQLite files run in a
+// Statements are separated by a "--bun:split" line, since go-sql-driver
+// runs only one statement per call. The SQLite files run in a
 // transaction; MySQL commits DDL implicitly, so a transaction there would
 // only pretend to be atomic.
 //

@@ -1,0 +1,190 @@
+package msgbroker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/clientauth"
+	"github.com/msgbroker/caddy-msgbroker/clientca"
+	"github.com/msgbroker/caddy-msgbroker/keyring"
+	"github.com/msgbroker/caddy-msgbroker/phone"
+	"github.com/msgbroker/caddy-msgbroker/storage"
+)
+
+// Offline is the broker's services opened from a config outside a running
+// Caddy, for the admin CLI. It reads the same JSON the gateway runs
+// (adapted from the same Caddyfile), resolves the same placeholders, and
+// builds the same services, so the CLI has no second implementation of any
+// rule. Caddy cannot provision an app in a bare context, hence this.
+type Offline struct {
+	// App is the msgbroker app config, with defaults applied.
+	App          App
+	DB           *storage.Store
+	Keys         *keyring.Keyring
+	KeyringPath  string
+	Hasher       *phone.Hasher
+	Messages     *broker.Messages
+	Certificates *broker.Certificates
+	// Redis is nil unless the config has one.
+	Redis *redis.Client
+	// Storage is Caddy's storage of the config (CA keys live there).
+	Storage certmagic.Storage
+
+	cancel context.CancelFunc
+}
+
+// OfflineOptions tune OpenOffline.
+type OfflineOptions struct {
+	// SkipKeys opens only the database (for migrate commands, which must
+	// work before any key exists).
+	SkipKeys bool
+	// Logger receives the services' warnings (default: a no-op logger).
+	Logger *zap.Logger
+}
+
+// OpenOffline opens the services of the msgbroker app in cfgJSON (a whole
+// Caddy config). Close releases them.
+func OpenOffline(ctx context.Context, cfgJSON []byte, opts OfflineOptions) (*Offline, error) {
+	var cfg struct {
+		StorageRaw json.RawMessage            `json:"storage"`
+		Apps       map[string]json.RawMessage `json:"apps"`
+	}
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	raw, ok := cfg.Apps[AppName]
+	if !ok {
+		return nil, errors.New("the config has no msgbroker app (add the msgbroker global option)")
+	}
+	o := &Offline{}
+	if err := json.Unmarshal(raw, &o.App); err != nil {
+		return nil, fmt.Errorf("reading the msgbroker app config: %w", err)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	a := &o.App
+	a.logger = logger
+	a.applyDefaults()
+	if err := a.Database.validate(); err != nil {
+		return nil, err
+	}
+	scfg, err := a.Database.storageConfig()
+	if err != nil {
+		return nil, err
+	}
+	db, err := storage.Open(ctx, scfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s database %s: %w", scfg.Driver, storage.RedactDSN(scfg.Driver, scfg.DSN), err)
+	}
+	o.DB = storage.New(db)
+	if opts.SkipKeys {
+		return o, nil
+	}
+	if err := o.openRest(ctx, cfg.StorageRaw, logger); err != nil {
+		_ = o.Close()
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *Offline) openRest(ctx context.Context, storageRaw json.RawMessage, logger *zap.Logger) error {
+	a := &o.App
+	secrets, err := resolveSecrets(a)
+	if err != nil {
+		return err
+	}
+	a.secrets = secrets
+	// Development secrets are read, never generated, by the CLI: the
+	// gateway's first start creates them.
+	if err := a.loadExistingKeys(); err != nil {
+		return err
+	}
+	if a.keys == nil || a.hasher == nil {
+		return errors.New("msgbroker: the development keys do not exist yet; start the gateway once to create them")
+	}
+	o.Keys, o.KeyringPath, o.Hasher = a.keys, secrets.keyringPath, a.hasher
+	if a.Redis != nil {
+		rc, err := a.Redis.resolved()
+		if err != nil {
+			return err
+		}
+		o.Redis = redis.NewClient(&redis.Options{Addr: rc.Address, Username: rc.Username, Password: rc.Password, DB: rc.DB, TLSConfig: rc.tlsConfig()})
+	}
+	st, err := o.openStorage(ctx, storageRaw)
+	if err != nil {
+		return err
+	}
+	o.Storage = st
+	issuer, err := clientca.New(clientca.Config{CAID: a.CA, Storage: st})
+	if err != nil {
+		return fmt.Errorf("setting up the client certificate issuer: %w", err)
+	}
+	o.Messages = &broker.Messages{
+		Store: o.DB, MaxBodyChars: a.MaxBodyChars,
+		Keys:   func() *keyring.Keyring { return o.Keys },
+		Hasher: func() *phone.Hasher { return o.Hasher },
+	}
+	o.Certificates = &broker.Certificates{Store: o.DB, Issuer: issuer, Logger: logger, Announce: o.announce}
+	return nil
+}
+
+// announce tells running gateways at once through Redis; without Redis they
+// see the change at their next poll (revocation_poll_interval).
+func (o *Offline) announce(ctx context.Context, serial string) {
+	if o.Redis == nil {
+		return
+	}
+	if err := o.Redis.Publish(ctx, clientauth.Channel, serial).Err(); err != nil {
+		o.App.logger.Warn("announcing the change through redis failed; gateways will see it when they poll", zap.Error(err))
+	}
+}
+
+// openStorage loads the config's storage module (Caddy's default file
+// storage when the config names none).
+func (o *Offline) openStorage(ctx context.Context, raw json.RawMessage) (certmagic.Storage, error) {
+	if len(raw) == 0 {
+		return caddy.DefaultStorage, nil
+	}
+	var head struct {
+		Module string `json:"module"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil || head.Module == "" {
+		return nil, fmt.Errorf("reading the storage config: module missing")
+	}
+	cctx, cancel := caddy.NewContext(caddy.Context{Context: ctx})
+	o.cancel = cancel
+	mod, err := cctx.LoadModuleByID("caddy.storage."+head.Module, raw)
+	if err != nil {
+		return nil, fmt.Errorf("loading storage module %s: %w", head.Module, err)
+	}
+	conv, ok := mod.(caddy.StorageConverter)
+	if !ok {
+		return nil, fmt.Errorf("storage module %s is not a storage", head.Module)
+	}
+	return conv.CertMagicStorage()
+}
+
+// Close releases the database, Redis and storage.
+func (o *Offline) Close() error {
+	var errs []error
+	if o.DB != nil {
+		errs = append(errs, o.DB.DB.Close())
+	}
+	if o.Redis != nil {
+		errs = append(errs, o.Redis.Close())
+	}
+	if o.cancel != nil {
+		o.cancel()
+	}
+	return errors.Join(errs...)
+}
