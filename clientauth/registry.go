@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/msgbroker/caddy-msgbroker/clientca"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -70,9 +71,9 @@ func NewRegistry(source Source, logger *zap.Logger) *Registry {
 	return &Registry{source: source, logger: logger, now: time.Now, entries: map[string]Entry{}}
 }
 
-// SerialHex is the canonical text form of a certificate serial: lowercase
-// hex without leading zeros, as stored in clients.serial_number.
-func SerialHex(n *big.Int) string { return fmt.Sprintf("%x", n) }
+// SerialHex is the canonical text form of a certificate serial, as stored
+// in clients.serial_number (clientca.SerialHex).
+func SerialHex(n *big.Int) string { return clientca.SerialHex(n) }
 
 // Check returns the entry for serial when the certificate may be used by
 // clientID now, or the reason it may not.

@@ -254,8 +254,9 @@ func (i *Issuer) loadPair(ctx context.Context, certKey, keyKey string) (*keyPair
 }
 
 // createIntermediateLocked (called with i.mu held) takes the storage lock,
-// re-reads the root and the stored intermediate (another node may have just made one) and, if it is still
-// missing, inconsistent or unfit, archives it and stores a new one.
+// re-reads the root and the stored intermediate (another node may have just
+// made one) and, if the intermediate is still missing, damaged or unfit,
+// archives it and stores a new one.
 func (i *Issuer) createIntermediateLocked(ctx context.Context) (kp *keyPair, err error) {
 	if err := i.cfg.Storage.Lock(ctx, i.lockName()); err != nil {
 		return nil, fmt.Errorf("acquiring storage lock %s: %w", i.lockName(), err)
@@ -268,14 +269,14 @@ func (i *Issuer) createIntermediateLocked(ctx context.Context) (kp *keyPair, err
 		}
 	}()
 
-	// The root key is needed anyway, so read the root afresh too: the
-	// cached certificate may predate a root the pki app (re)created, and
-	// signing with a key that does not match it would be useless.
-	root, rootKey, err := LoadRoot(ctx, i.cfg.Storage, i.safeID)
+	// Read the root afresh: the cached certificate may predate a root the
+	// pki app (re)created, and an intermediate must chain to the root
+	// whose key signs it.
+	root, rootPEM, err := loadRootCert(ctx, i.cfg.Storage, i.safeID)
 	if err != nil {
 		return nil, err
 	}
-	i.root, i.rootPEM = root, pemEncode("CERTIFICATE", root.Raw)
+	i.root, i.rootPEM = root, rootPEM
 
 	now := i.now()
 	old, loadErr := i.loadIntermediate(ctx)
@@ -300,6 +301,11 @@ func (i *Issuer) createIntermediateLocked(ctx context.Context) (kp *keyPair, err
 		return nil, loadErr
 	}
 
+	// The root key is read only now, when it is needed, and not kept.
+	rootKey, err := loadRootKey(ctx, i.cfg.Storage, i.safeID, root)
+	if err != nil {
+		return nil, err
+	}
 	kp, err = i.newIntermediate(root, rootKey, now)
 	if err != nil {
 		return nil, err
