@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,3 +239,24 @@ func (g *gateway) send(c *http.Client, method, path string, body any) (response,
 }
 
 var adminActor = broker.Actor{Name: "integration-admin", RemoteAddr: "127.0.0.1"}
+
+// metric returns the value of the sample named exactly series (name and
+// labels, as the text exposition format prints them) on Caddy's metrics
+// endpoint, or 0 when absent.
+func (g *gateway) metric(series string) float64 {
+	g.t.Helper()
+	status, body, err := g.srv.AdminGet("/metrics")
+	if err != nil || status != http.StatusOK {
+		g.t.Fatalf("GET /metrics = %d, %v", status, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if value, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			if err != nil {
+				g.t.Fatalf("metric %s: %v", series, err)
+			}
+			return v
+		}
+	}
+	return 0
+}

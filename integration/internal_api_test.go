@@ -30,6 +30,9 @@ func TestInternalMessageLifecycle(t *testing.T) {
 		proxyCert, _ := g.issue("proxy-a", "proxy")
 		workerCert, _ := g.issue("worker-a", "worker")
 		proxy, worker := g.client(&proxyCert), g.client(&workerCert)
+		registered := `msgbroker_messages_registered_total{client_id="proxy-a"}`
+		deliveredSeries := `msgbroker_messages_delivered_total{client_id="proxy-a"}`
+		registeredBefore, deliveredBefore := g.metric(registered), g.metric(deliveredSeries)
 
 		id := uuid.NewString()
 		reg := g.call(proxy, "POST", "/internal/messages/register", map[string]any{
@@ -73,6 +76,16 @@ func TestInternalMessageLifecycle(t *testing.T) {
 		if r := g.call(worker, "PUT", "/internal/messages/"+id+"/status", map[string]any{"status": "processing"}); r.Status != http.StatusConflict || r.errorCode() != "illegal_transition" {
 			t.Fatalf("delivered → processing = %d %s, want 409", r.Status, r.Raw)
 		}
+		// One registration and one delivery, however often they were repeated.
+		if got := g.metric(registered) - registeredBefore; got != 1 {
+			t.Errorf("%s grew by %v, want 1", registered, got)
+		}
+		if got := g.metric(deliveredSeries) - deliveredBefore; got != 1 {
+			t.Errorf("%s grew by %v, want 1", deliveredSeries, got)
+		}
+		if g.metric(`msgbroker_requests_total{endpoint="internal_register",method="POST",status="409"}`) < 1 {
+			t.Error("the conflicting registration is not counted in msgbroker_requests_total")
+		}
 
 		// The stored row: body encrypted, number hashed and masked.
 		store, _ := g.app.Store(context.Background())
@@ -111,6 +124,9 @@ func TestInternalMessageFails(t *testing.T) {
 		}
 		if r := g.call(worker, "POST", "/internal/messages/deliver", map[string]any{"message_id": id}); r.Status != http.StatusConflict {
 			t.Fatalf("failed → delivered = %d %s, want 409", r.Status, r.Raw)
+		}
+		if g.metric(`msgbroker_messages_failed_total{client_id="proxy-f",reason="unreachable"}`) < 1 {
+			t.Error("the failure is not counted in msgbroker_messages_failed_total")
 		}
 	})
 }

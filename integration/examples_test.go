@@ -1,0 +1,66 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/msgbroker/caddy-msgbroker/broker"
+)
+
+// TestExampleClientsTalkToTheGateway builds the example proxy and worker
+// and runs them against a gateway with certificates from its CA.
+func TestExampleClientsTalkToTheGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example clients")
+	}
+	g := startGateway(t, "sqlite", "")
+	dir := t.TempDir()
+	bin := func(name string) string {
+		out := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", out, "../examples/clients/"+name)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", name, err, msg)
+		}
+		return out
+	}
+	files := func(clientID, role string) []string {
+		certs, _ := g.app.Certificates(context.Background())
+		issued, _, err := certs.Issue(context.Background(), broker.Actor{Name: "examples-test"},
+			broker.IssueRequest{ClientID: clientID, Role: role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain, key := filepath.Join(dir, clientID+".chain.pem"), filepath.Join(dir, clientID+".key")
+		if err := os.WriteFile(chain, issued.ChainPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(key, issued.PrivateKeyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"-url", fmt.Sprintf("https://localhost:%d", g.mtlsPort), "-cert", chain, "-key", key,
+			"-ca", filepath.Join(g.srv.StorageDir, "pki", "authorities", "local", "root.crt")}
+	}
+	run := func(binary string, args ...string) string {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", filepath.Base(binary), args, err, out)
+		}
+		return string(out)
+	}
+
+	proxyOut := run(bin("proxy"), append(files("example-proxy", "proxy"), "-number", "+4915200000000", "-body", "hi")...)
+	id := regexp.MustCompile(`registered ([0-9a-f-]{36}): queued`).FindStringSubmatch(proxyOut)
+	if id == nil {
+		t.Fatalf("proxy printed %q", proxyOut)
+	}
+	workerOut := run(bin("worker"), append(files("example-worker", "worker"), "-id", id[1], "-retries", "1")...)
+	if !strings.Contains(workerOut, "attempts 1") || !strings.HasSuffix(strings.TrimSpace(workerOut), id[1]+": delivered") {
+		t.Fatalf("worker printed %q", workerOut)
+	}
+}
