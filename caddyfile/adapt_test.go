@@ -97,6 +97,9 @@ func TestAdaptRejectsBadOptions(t *testing.T) {
 		"unknown redis option": "{\n\tmsgbroker {\n\t\tredis a:1 {\n\t\t\tpasswd x\n\t\t}\n\t}\n}\n",
 		"health with argument": ":80 {\n\tmsgbroker_health now\n}\n",
 		"option argument":      "{\n\tmsgbroker on\n}\n",
+		"bad size":             "{\n\tmsgbroker {\n\t\tmax_request_bytes lots\n\t}\n}\n",
+		"internal with option": ":80 {\n\tmsgbroker_internal {\n\t\tlimit 1\n\t}\n}\n",
+		"verifier with option": ":443 {\n\ttls internal {\n\t\tclient_auth {\n\t\t\tverifier msgbroker {\n\t\t\t\tpoll 1s\n\t\t\t}\n\t\t}\n\t}\n}\n",
 	}
 	for name, input := range cases {
 		t.Run(name, func(t *testing.T) {

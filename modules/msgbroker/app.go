@@ -25,6 +25,9 @@
 //			hash_key   {env.MSGBROKER_HASH_KEY}
 //			jwt_secret {env.MSGBROKER_JWT_SECRET}
 //			ca         local
+//			revocation_poll_interval 1s
+//			max_request_bytes 65536
+//			max_body_chars    4096
 //			dev_keys   ./data/secrets
 //		}
 //	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/dustin/go-humanize"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -55,9 +56,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			dur, err = durationArg(d)
 			a.RevocationPollInterval = caddy.Duration(dur)
 		case "max_request_bytes":
-			var n int
-			n, err = intArg(d)
-			a.MaxRequestBytes = int64(n)
+			a.MaxRequestBytes, err = sizeArg(d)
 		case "max_body_chars":
 			a.MaxBodyChars, err = intArg(d)
 		default:
@@ -158,6 +157,19 @@ func intArg(d *caddyfile.Dispenser) (int, error) {
 		return 0, d.Errf("%s: expected a non-negative integer, got '%s'", d.Val(), v)
 	}
 	return n, nil
+}
+
+// sizeArg parses a byte size such as 65536, 64KiB or 1MB.
+func sizeArg(d *caddyfile.Dispenser) (int64, error) {
+	v, err := singleArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n == 0 || n > 1<<30 {
+		return 0, d.Errf("%s: expected a size between 1B and 1GiB, got '%s'", d.Val(), v)
+	}
+	return int64(n), nil
 }
 
 func durationArg(d *caddyfile.Dispenser) (time.Duration, error) {
