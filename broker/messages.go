@@ -32,6 +32,11 @@ type Messages struct {
 	Hasher func() *phone.Hasher
 	// MaxBodyChars limits message_body (default DefaultMaxBodyChars).
 	MaxBodyChars int
+	// Inserter stores new messages; a storage.MessageBatcher shares
+	// commits between concurrent registrations. Default: Store.Messages.
+	Inserter interface {
+		Insert(ctx context.Context, m *storage.Message) error
+	}
 }
 
 // RegisterRequest is the body of POST /internal/messages/register.
@@ -153,7 +158,7 @@ func (s *Messages) Register(ctx context.Context, clientID string, req RegisterRe
 		Metadata:           req.Metadata,
 		Status:             storage.MessageQueued,
 	}
-	err = s.Store.Messages.Insert(ctx, msg)
+	err = s.inserter().Insert(ctx, msg)
 	if errors.Is(err, storage.ErrConflict) {
 		return s.repeatedRegistration(ctx, req.MessageID, payloadHash)
 	}
@@ -161,6 +166,15 @@ func (s *Messages) Register(ctx context.Context, clientID string, req RegisterRe
 		return Receipt{}, fmt.Errorf("registering message %s: %w", req.MessageID, err)
 	}
 	return Receipt{MessageID: msg.MessageID, Status: storage.MessageQueued, QueuedAt: msg.QueuedAt, Created: true}, nil
+}
+
+func (s *Messages) inserter() interface {
+	Insert(ctx context.Context, m *storage.Message) error
+} {
+	if s.Inserter != nil {
+		return s.Inserter
+	}
+	return s.Store.Messages
 }
 
 func (s *Messages) repeatedRegistration(ctx context.Context, messageID, payloadHash string) (Receipt, error) {

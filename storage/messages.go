@@ -57,7 +57,15 @@ type StatusUpdate struct {
 // now and an empty status to MessageQueued. A duplicate message id yields
 // ErrConflict.
 func (r *MessageRepo) Insert(ctx context.Context, m *Message) error {
-	t := now()
+	prepareMessage(m, now())
+	if _, err := execWrite(ctx, r.db.NewInsert().Model(m)); err != nil {
+		return dbError(err, "inserting message %s", m.MessageID)
+	}
+	return nil
+}
+
+// prepareMessage fills the defaults of a new row.
+func prepareMessage(m *Message, t time.Time) {
 	if m.Status == "" {
 		m.Status = MessageQueued
 	}
@@ -66,8 +74,18 @@ func (r *MessageRepo) Insert(ctx context.Context, m *Message) error {
 	m.UpdatedAt = orTime(m.UpdatedAt, t)
 	m.DeliveredAt = utcPtr(m.DeliveredAt)
 	m.FailedAt = utcPtr(m.FailedAt)
-	if _, err := execWrite(ctx, r.db.NewInsert().Model(m)); err != nil {
-		return dbError(err, "inserting message %s", m.MessageID)
+}
+
+// InsertMany stores several new messages in one statement, all or none,
+// setting their IDs. A duplicate message id fails the whole statement with
+// ErrConflict.
+func (r *MessageRepo) InsertMany(ctx context.Context, msgs []*Message) error {
+	t := now()
+	for _, m := range msgs {
+		prepareMessage(m, t)
+	}
+	if _, err := execWrite(ctx, r.db.NewInsert().Model(&msgs)); err != nil {
+		return dbError(err, "inserting %d messages", len(msgs))
 	}
 	return nil
 }

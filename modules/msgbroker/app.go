@@ -131,6 +131,7 @@ type App struct {
 	registry *clientauth.Registry
 	messages *broker.Messages
 	certs    *broker.Certificates
+	batcher  *storage.MessageBatcher
 	stopRun  context.CancelFunc
 }
 
@@ -237,6 +238,11 @@ func (a *App) Cleanup() error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.batcher != nil {
+		// Requests still on this config's handlers insert directly from
+		// here on; nothing queued is dropped.
+		a.batcher.Stop()
+	}
 	var errs []error
 	if a.db != nil {
 		errs = append(errs, a.db.release())
@@ -288,8 +294,10 @@ func (a *App) acquire(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	a.registry = registry
+	a.batcher = storage.NewMessageBatcher(db.store.Messages, 0, 0)
 	a.messages = &broker.Messages{
 		Store:        db.store,
+		Inserter:     a.batcher,
 		Keys:         a.Keyring,
 		Hasher:       a.PhoneHasher,
 		MaxBodyChars: a.MaxBodyChars,

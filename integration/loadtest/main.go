@@ -1,0 +1,316 @@
+// Command loadtest measures the internal API's register endpoint against
+// Caddy's own `respond` handler on the same mutual-TLS listener, with the
+// same clients, in one run, and prints the ratio the product targets
+// (register ≥ 0.5 × respond, every acknowledged message durable).
+//
+//	go run ./integration/loadtest -dsn 'root@tcp(127.0.0.1:3306)/' -duration 10s -concurrency 32
+//
+// It starts an in-process Caddy built from our modules on a fresh MariaDB
+// database (created and dropped), issues a proxy certificate through the
+// broker's issuer, drives both routes over HTTP/2 with client
+// certificates, then counts the rows to check that every 201 is stored.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	"github.com/go-sql-driver/mysql"
+
+	_ "github.com/msgbroker/caddy-msgbroker"
+	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
+)
+
+func main() {
+	dsn := flag.String("dsn", "root@tcp(127.0.0.1:3306)/", "MariaDB server DSN (a database is created and dropped)")
+	duration := flag.Duration("duration", 10*time.Second, "load duration per route")
+	concurrency := flag.Int("concurrency", 32, "concurrent requests")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the register phase to this file")
+	flag.Parse()
+	profilePath = *cpuProfile
+	if err := run(*dsn, *duration, *concurrency); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(serverDSN string, duration time.Duration, concurrency int) error {
+	dbDSN, drop, err := createDatabase(serverDSN)
+	if err != nil {
+		return err
+	}
+	defer drop()
+	dir, err := os.MkdirTemp("", "msgbroker-loadtest")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	if err := startCaddy(dir, dbDSN, port, concurrency); err != nil {
+		return err
+	}
+	defer caddy.Stop() //nolint:errcheck
+
+	base := fmt.Sprintf("https://localhost:%d", port)
+	client, err := mtlsClient(dir, base, concurrency)
+	if err != nil {
+		return err
+	}
+	baseline := load(client, base+"/baseline", duration, concurrency, func() []byte { return []byte(`{}`) })
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
+	}
+	register := load(client, base+"/internal/messages/register", duration, concurrency, func() []byte {
+		return []byte(fmt.Sprintf(`{"sender_number":"+49152%08d","message_body":"load test message %d"}`, rand.IntN(1e8), rand.Int()))
+	})
+	stopProfile()
+	stored, err := countMessages(dbDSN)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("respond   %s\nregister  %s\n", baseline, register)
+	fmt.Printf("ratio register/respond = %.2f (target >= 0.50)\n", register.rate()/baseline.rate())
+	fmt.Printf("acknowledged %d, stored %d, durable: %t\n", register.ok, stored, stored >= register.ok)
+	if stored < register.ok {
+		return fmt.Errorf("%d acknowledged messages are missing", register.ok-stored)
+	}
+	return nil
+}
+
+func createDatabase(serverDSN string) (string, func(), error) {
+	admin, err := sql.Open("mysql", serverDSN)
+	if err != nil {
+		return "", nil, err
+	}
+	name := "msgbroker_load_" + randomHex(6)
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		return "", nil, fmt.Errorf("creating database: %w", err)
+	}
+	cfg, err := mysql.ParseDSN(serverDSN)
+	if err != nil {
+		return "", nil, err
+	}
+	cfg.DBName = name
+	return cfg.FormatDSN(), func() {
+		_, _ = admin.Exec("DROP DATABASE " + name)
+		_ = admin.Close()
+	}, nil
+}
+
+func startCaddy(dir, dsn string, port, concurrency int) error {
+	if err := os.Setenv("MSGBROKER_LOAD_DSN", dsn); err != nil {
+		return err
+	}
+	adminPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	caddyfile := fmt.Sprintf(`{
+	admin localhost:%d
+	skip_install_trust
+	storage file_system %s
+	log {
+		level ERROR
+	}
+	pki {
+		ca local
+	}
+	msgbroker {
+		database mysql {env.MSGBROKER_LOAD_DSN} {
+			max_open_conns %d
+			auto_migrate on
+		}
+		dev_keys %s
+	}
+}
+
+https://localhost:%d {
+	tls internal {
+		client_auth {
+			mode require_and_verify
+			trust_pool pki_root {
+				authority local
+			}
+			verifier msgbroker
+		}
+	}
+	respond /baseline `+"`"+`{"message_id":"00000000-0000-0000-0000-000000000000","status":"queued","queued_at":"2026-01-01T00:00:00Z"}`+"`"+` 201
+	msgbroker_internal
+}
+`, adminPort, filepath.Join(dir, "caddy"), concurrency, filepath.Join(dir, "secrets"), port)
+	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+	if err != nil {
+		return fmt.Errorf("adapting: %w", err)
+	}
+	if err := caddy.Load(cfgJSON, true); err != nil {
+		return fmt.Errorf("starting caddy: %w", err)
+	}
+	return nil
+}
+
+func mtlsClient(dir, base string, concurrency int) (*http.Client, error) {
+	app, err := caddy.ActiveContext().App(msgbroker.AppName)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := app.(*msgbroker.App).Certificates(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	issued, _, err := certs.Issue(context.Background(), broker.Actor{Name: "loadtest"},
+		broker.IssueRequest{ClientID: "load-proxy", Role: "proxy"})
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(issued.ChainPEM, issued.PrivateKeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	rootPEM, err := os.ReadFile(filepath.Join(dir, "caddy", "pki", "authorities", "local", "root.crt"))
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(rootPEM)
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: concurrency,
+	}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	// Wait for Caddy's own certificate, issued in the background at start.
+	for i := 0; i < 300; i++ {
+		if resp, err := client.Post(base+"/baseline", "application/json", nil); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return client, nil
+}
+
+type result struct {
+	ok, failed int64
+	elapsed    time.Duration
+	latencies  []time.Duration
+}
+
+func (r result) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
+
+func (r result) String() string {
+	sort.Slice(r.latencies, func(i, j int) bool { return r.latencies[i] < r.latencies[j] })
+	p := func(q float64) time.Duration {
+		if len(r.latencies) == 0 {
+			return 0
+		}
+		return r.latencies[int(q*float64(len(r.latencies)-1))]
+	}
+	return fmt.Sprintf("%8.0f req/s  ok %d  failed %d  p50 %s  p99 %s", r.rate(), r.ok, r.failed, p(0.50), p(0.99))
+}
+
+func load(client *http.Client, url string, duration time.Duration, concurrency int, body func() []byte) result {
+	var ok, failed atomic.Int64
+	var mu sync.Mutex
+	var latencies []time.Duration
+	deadline := time.Now().Add(duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				resp, err := client.Post(url, "application/json", bytes.NewReader(body()))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusCreated {
+					ok.Add(1)
+					local = append(local, time.Since(t0))
+				} else {
+					failed.Add(1)
+				}
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return result{ok: ok.Load(), failed: failed.Load(), elapsed: time.Since(start), latencies: latencies}
+}
+
+func countMessages(dsn string) (int64, error) {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int64
+	err = db.QueryRow("SELECT COUNT(*) FROM messages").Scan(&n)
+	return n, err
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rand.IntN(256))
+	}
+	return hex.EncodeToString(b)
+}
+
+var profilePath string
+
+// startProfile profiles the process (Caddy, our handlers and the load
+// generator alike) while the register phase runs.
+func startProfile() (func(), error) {
+	if profilePath == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(profilePath)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}

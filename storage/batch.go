@@ -1,0 +1,127 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Batcher tunables.
+const (
+	// DefaultBatchSize caps how many registrations share one INSERT.
+	DefaultBatchSize = 64
+	// DefaultBatchWriters is how many batches may be in flight at once, so
+	// the database always has the next batch ready while one commits.
+	DefaultBatchWriters = 4
+	// batchTimeout bounds one batch INSERT, which serves many requests and
+	// so cannot use any single request's context.
+	batchTimeout = 30 * time.Second
+)
+
+// MessageBatcher inserts messages with group commit: concurrent Insert
+// calls are gathered into one multi-row INSERT, one transaction and one
+// log flush, and each caller returns only after that commit. There is no
+// waiting for a batch to fill: a writer takes whatever is queued when it
+// becomes free, so a lone request is inserted at once and batches grow only
+// under load, when per-commit cost dominates.
+type MessageBatcher struct {
+	repo     *MessageRepo
+	size     int
+	requests chan *insertRequest
+	done     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+type insertRequest struct {
+	msg    *Message
+	result chan error
+}
+
+// NewMessageBatcher starts writers goroutines inserting through repo; call
+// Stop to drain and end them.
+func NewMessageBatcher(repo *MessageRepo, size, writers int) *MessageBatcher {
+	if size <= 0 {
+		size = DefaultBatchSize
+	}
+	if writers <= 0 {
+		writers = DefaultBatchWriters
+	}
+	b := &MessageBatcher{repo: repo, size: size, requests: make(chan *insertRequest), done: make(chan struct{})}
+	for range writers {
+		b.wg.Add(1)
+		go b.write()
+	}
+	return b
+}
+
+// Insert stores m like MessageRepo.Insert (ErrConflict on a duplicate
+// message id), sharing the commit with concurrent callers. After Stop it
+// inserts directly.
+func (b *MessageBatcher) Insert(ctx context.Context, m *Message) error {
+	req := &insertRequest{msg: m, result: make(chan error, 1)}
+	select {
+	case b.requests <- req:
+	case <-b.done:
+		return b.repo.Insert(ctx, m)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the row will be written whatever happens to ctx; wait for
+	// the outcome so the answer tells the truth.
+	return <-req.result
+}
+
+// Stop lets queued inserts finish and ends the writers.
+func (b *MessageBatcher) Stop() {
+	b.stopOnce.Do(func() { close(b.done) })
+	b.wg.Wait()
+}
+
+func (b *MessageBatcher) write() {
+	defer b.wg.Done()
+	for {
+		var first *insertRequest
+		select {
+		case first = <-b.requests:
+		case <-b.done:
+			return
+		}
+		batch := []*insertRequest{first}
+	gather:
+		for len(batch) < b.size {
+			select {
+			case req := <-b.requests:
+				batch = append(batch, req)
+			default:
+				break gather
+			}
+		}
+		b.flush(batch)
+	}
+}
+
+// flush inserts a batch in one statement. If that fails because one row
+// conflicts (a repeated registration), nothing was written, and each row is
+// inserted alone so that only the conflicting ones fail.
+func (b *MessageBatcher) flush(batch []*insertRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	if len(batch) > 1 {
+		msgs := make([]*Message, len(batch))
+		for i, req := range batch {
+			msgs[i] = req.msg
+		}
+		err := b.repo.InsertMany(ctx, msgs)
+		if err == nil || !errors.Is(err, ErrConflict) {
+			for _, req := range batch {
+				req.result <- err
+			}
+			return
+		}
+	}
+	for _, req := range batch {
+		req.result <- b.repo.Insert(ctx, req.msg)
+	}
+}
