@@ -155,21 +155,20 @@ func (o *Offline) openStorage(ctx context.Context, raw json.RawMessage) (certmag
 	if len(raw) == 0 {
 		return caddy.DefaultStorage, nil
 	}
-	var head struct {
-		Module string `json:"module"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil || head.Module == "" {
-		return nil, fmt.Errorf("reading the storage config: module missing")
-	}
+	// LoadModule, unlike LoadModuleByID, strips the inline "module" key
+	// before decoding, as Caddy does for the top-level storage.
+	holder := struct {
+		StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=caddy.storage inline_key=module"`
+	}{StorageRaw: raw}
 	cctx, cancel := caddy.NewContext(caddy.Context{Context: ctx})
 	o.cancel = cancel
-	mod, err := cctx.LoadModuleByID("caddy.storage."+head.Module, raw)
+	mod, err := cctx.LoadModule(&holder, "StorageRaw")
 	if err != nil {
-		return nil, fmt.Errorf("loading storage module %s: %w", head.Module, err)
+		return nil, fmt.Errorf("loading the storage module: %w", err)
 	}
 	conv, ok := mod.(caddy.StorageConverter)
 	if !ok {
-		return nil, fmt.Errorf("storage module %s is not a storage", head.Module)
+		return nil, fmt.Errorf("storage module %T is not a storage", mod)
 	}
 	return conv.CertMagicStorage()
 }
