@@ -321,3 +321,87 @@ func dsnDatabase(t *testing.T, dsn string) string {
 	name, _, _ := strings.Cut(rest, "?")
 	return name
 }
+
+// TestHealthIs503WhenTheDatabaseRefusesConnections locks the gateway's
+// database account and kills its connections: the next check must report
+// the database unhealthy with a 503, and recover once the account is open.
+func TestHealthIs503WhenTheDatabaseRefusesConnections(t *testing.T) {
+	dsn := storagetest.MySQL(t)
+	dbName := dsnDatabase(t, dsn)
+	admin := adminDB(t)
+	user := "hc_" + dbName[len(dbName)-8:]
+	for _, stmt := range []string{
+		fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'pw-%s'", user, user),
+		fmt.Sprintf("GRANT ALL ON %s.* TO '%s'@'%%'", dbName, user),
+	} {
+		if _, err := admin.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(fmt.Sprintf("DROP USER '%s'@'%%'", user)) })
+	t.Setenv("TEST_DB_DSN", fmt.Sprintf("%s:pw-%s@tcp(127.0.0.1:3306)/%s", user, user, dbName))
+
+	dir, port := t.TempDir(), testcaddy.FreePort(t)
+	testcaddy.Start(t, fmt.Sprintf(`{
+	msgbroker {
+		database mysql {env.TEST_DB_DSN} {
+			auto_migrate on
+		}
+		dev_keys %s/secrets
+	}
+}
+
+http://127.0.0.1:%d {
+	handle /health {
+		msgbroker_health
+	}
+}
+`, dir, port))
+	if status, report := getHealth(t, port); status != http.StatusOK || report.Components["database"] != msgbroker.Healthy {
+		t.Fatalf("before = %d %+v", status, report)
+	}
+	if _, err := admin.Exec(fmt.Sprintf("ALTER USER '%s'@'%%' ACCOUNT LOCK", user)); err != nil {
+		t.Fatal(err)
+	}
+	for id := range connectionIDs(t, admin, dbName) {
+		_, _ = admin.Exec(fmt.Sprintf("KILL %d", id))
+	}
+	status, report := getHealth(t, port)
+	if status != http.StatusServiceUnavailable || report.Status != msgbroker.Unhealthy || report.Components["database"] != msgbroker.Unhealthy {
+		t.Fatalf("with the database refusing = %d %+v, want 503 unhealthy", status, report)
+	}
+	if report.Details["database"] == "" || strings.Contains(report.Details["database"], user) {
+		t.Errorf("details must explain without naming the account: %q", report.Details["database"])
+	}
+	if _, err := admin.Exec(fmt.Sprintf("ALTER USER '%s'@'%%' ACCOUNT UNLOCK", user)); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := getHealth(t, port); status != http.StatusOK {
+		t.Fatalf("after unlocking = %d, want 200", status)
+	}
+}
+
+// TestHealthIsDegradedWithoutRedis points Redis at a closed port: the node
+// keeps serving (200) but reports itself degraded.
+func TestHealthIsDegradedWithoutRedis(t *testing.T) {
+	dir, port := t.TempDir(), testcaddy.FreePort(t)
+	closed := testcaddy.FreePort(t)
+	testcaddy.Start(t, fmt.Sprintf(`{
+	msgbroker {
+		database sqlite %[1]s/db.sqlite
+		redis 127.0.0.1:%[3]d
+		dev_keys %[1]s/secrets
+	}
+}
+
+http://127.0.0.1:%[2]d {
+	handle /health {
+		msgbroker_health
+	}
+}
+`, dir, port, closed))
+	status, report := getHealth(t, port)
+	if status != http.StatusOK || report.Status != msgbroker.Degraded || report.Components["redis"] != msgbroker.Unhealthy {
+		t.Fatalf("health = %d %+v, want 200 degraded with redis unhealthy", status, report)
+	}
+}
