@@ -7,6 +7,8 @@
 package caddymsgbroker
 
 import (
+	_ "github.com/msgbroker/caddy-msgbroker/clicmd"
+	_ "github.com/msgbroker/caddy-msgbroker/modules/docs"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/health"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/internalapi"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/msgbroker"

@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/apivalidate"
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
@@ -157,11 +158,12 @@ func (g *gateway) issue(clientID, role string) (tls.Certificate, string) {
 // client returns an HTTP client presenting cert (none when nil) that
 // trusts the gateway's server certificate. Each client has its own
 // connection pool, so handshakes happen when the test expects them.
+// Every answer is validated against the OpenAPI document.
 func (g *gateway) client(cert *tls.Certificate) *http.Client {
-	return &http.Client{
+	return apivalidate.Client(g.t, &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: g.tlsConfig(cert), ForceAttemptHTTP2: true},
-	}
+	})
 }
 
 func (g *gateway) tlsConfig(cert *tls.Certificate) *tls.Config {
