@@ -2,31 +2,17 @@ package health
 
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("msgbroker_health", parseCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("msgbroker_health", httpcaddyfile.Before, "respond")
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	handler := new(Handler)
-	err := handler.UnmarshalCaddyfile(h.Dispenser)
-	return handler, err
+	caddyfileutil.RegisterHandler("msgbroker_health", func() caddyfileutil.Handler { return new(Handler) })
 }
 
 // UnmarshalCaddyfile parses `msgbroker_health`, which takes no arguments.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	if d.NextBlock(0) {
-		return d.Errf("msgbroker_health takes no options")
-	}
-	return nil
+	return caddyfileutil.NoOptions(d, "")
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -2,31 +2,17 @@ package internalapi
 
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("msgbroker_internal", parseCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("msgbroker_internal", httpcaddyfile.Before, "respond")
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	handler := new(Handler)
-	err := handler.UnmarshalCaddyfile(h.Dispenser)
-	return handler, err
+	caddyfileutil.RegisterHandler("msgbroker_internal", func() caddyfileutil.Handler { return new(Handler) })
 }
 
 // UnmarshalCaddyfile parses `msgbroker_internal`, which takes no arguments.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	if d.NextBlock(0) {
-		return d.Errf("msgbroker_internal takes no options; its limits are set in the msgbroker global option")
-	}
-	return nil
+	return caddyfileutil.NoOptions(d, "its limits are set in the msgbroker global option")
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -90,14 +90,30 @@ func OpenOffline(ctx context.Context, cfgJSON []byte, opts OfflineOptions) (*Off
 	if opts.SkipKeys {
 		return o, nil
 	}
-	if err := o.openRest(ctx, cfg.StorageRaw, logger); err != nil {
+	if err := o.openRest(ctx, cfg.StorageRaw, caName(cfg.Apps["pki"], o.App.CA), logger); err != nil {
 		_ = o.Close()
 		return nil, err
 	}
 	return o, nil
 }
 
-func (o *Offline) openRest(ctx context.Context, storageRaw json.RawMessage, logger *zap.Logger) error {
+// caName is the name the pki app gives the CA with the given id, as the
+// running app passes it to the issuer, so that a client-issuing
+// intermediate created by the CLI is named like one the gateway creates.
+// Empty means the issuer's default, which is Caddy's.
+func caName(pkiRaw json.RawMessage, id string) string {
+	var pki struct {
+		CAs map[string]struct {
+			Name string `json:"name"`
+		} `json:"certificate_authorities"`
+	}
+	if len(pkiRaw) == 0 || json.Unmarshal(pkiRaw, &pki) != nil {
+		return ""
+	}
+	return pki.CAs[id].Name
+}
+
+func (o *Offline) openRest(ctx context.Context, storageRaw json.RawMessage, name string, logger *zap.Logger) error {
 	a := &o.App
 	secrets, err := resolveSecrets(a)
 	if err != nil {
@@ -125,7 +141,7 @@ func (o *Offline) openRest(ctx context.Context, storageRaw json.RawMessage, logg
 		return err
 	}
 	o.Storage = st
-	issuer, err := clientca.New(clientca.Config{CAID: a.CA, Storage: st})
+	issuer, err := clientca.New(clientca.Config{CAID: a.CA, Name: name, Storage: st})
 	if err != nil {
 		return fmt.Errorf("setting up the client certificate issuer: %w", err)
 	}

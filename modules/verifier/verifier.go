@@ -37,6 +37,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msgbroker/caddy-msgbroker/clientauth"
+	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
@@ -112,14 +113,7 @@ func leafOf(rawCerts [][]byte, verifiedChains [][]*x509.Certificate) (*x509.Cert
 
 // UnmarshalCaddyfile parses `verifier msgbroker`, which takes no options.
 func (v *Verifier) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume module name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	if d.NextBlock(0) {
-		return d.Errf("verifier msgbroker takes no options; set revocation_poll_interval in the msgbroker global option")
-	}
-	return nil
+	return caddyfileutil.NoOptions(d, "set revocation_poll_interval in the msgbroker global option")
 }
 
 // Interface guards
