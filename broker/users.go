@@ -293,6 +293,7 @@ func (s *Users) get(ctx context.Context, id int64) (*storage.User, error) {
 // audit records a user action; a failed audit write is logged, since the
 // action itself has already happened.
 func (s *Users) audit(ctx context.Context, actor Actor, action, target string, err error, details string) {
+	target = clip(target, maxEmailLength)
 	outcome := storage.AuditSuccess
 	if err != nil {
 		outcome, details = storage.AuditFailure, errorSummary(err)
@@ -354,4 +355,16 @@ func describeChanges(ch UserChanges) string {
 		parts = append(parts, fmt.Sprintf("active: %t", *ch.IsActive))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// clip shortens s to at most n bytes without splitting a character, for
+// columns of limited width.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -218,3 +218,15 @@ func ptr(s *string) string {
 	}
 	return *s
 }
+
+func TestUsersAuditARefusedOverlongEmail(t *testing.T) {
+	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		users, store := newUsers(db)
+		email := strings.Repeat("é", 200) + "@example.com"
+		_, err := users.Create(context.Background(), testActor, broker.NewUser{Email: email, Password: "long enough"})
+		wantKind(t, err, apperr.Invalid, "invalid_email")
+		if a := lastAudit(t, store); a.Action != "user.create" || a.Outcome != storage.AuditFailure || len(a.Target) > 255 {
+			t.Fatalf("audit entry = %+v", a)
+		}
+	})
+}

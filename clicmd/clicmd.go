@@ -199,28 +199,32 @@ func message(err error) string {
 	return err.Error()
 }
 
-// open loads the config and opens the broker's services. Without
-// skipKeys it also makes sure the schema is current: pending migrations
-// are applied when the config's auto_migrate is on (the SQLite default),
-// as the gateway would at start; otherwise they are an error pointing at
-// `migrate up`.
-func (c *cli) open(ctx context.Context, skipKeys bool) (*msgbroker.Offline, error) {
+// open loads the config and opens the broker's services: only the
+// database, or with withKeys also the keyring, the phone hasher and the
+// certificate issuer. It also makes sure the schema is current: pending
+// migrations are applied when the config's auto_migrate is on (the SQLite
+// default), as the gateway would at start; otherwise they are an error
+// pointing at 'migrate up'.
+func (c *cli) open(ctx context.Context, withKeys bool) (*msgbroker.Offline, error) {
+	off, err := c.openDatabase(ctx, withKeys)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ensureSchema(ctx, off); err != nil {
+		c.closeOffline(off)
+		return nil, err
+	}
+	return off, nil
+}
+
+// openDatabase opens the services without looking at the schema, for the
+// migrate commands.
+func (c *cli) openDatabase(ctx context.Context, withKeys bool) (*msgbroker.Offline, error) {
 	cfgJSON, err := c.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	off, err := msgbroker.OpenOffline(ctx, cfgJSON, msgbroker.OfflineOptions{SkipKeys: skipKeys, Logger: caddy.Log()})
-	if err != nil {
-		return nil, err
-	}
-	if skipKeys {
-		return off, nil
-	}
-	if err := c.ensureSchema(ctx, off); err != nil {
-		_ = off.Close()
-		return nil, err
-	}
-	return off, nil
+	return msgbroker.OpenOffline(ctx, cfgJSON, msgbroker.OfflineOptions{SkipKeys: !withKeys, Logger: caddy.Log()})
 }
 
 // loadConfig returns the adapted config JSON.

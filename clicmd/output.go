@@ -95,7 +95,7 @@ func (c *cli) confirm(force bool, question string) error {
 		return nil
 	}
 	if !c.io.stdinTerminal() {
-		return usageErrorf("refusing without confirmation: stdin is not a terminal; pass --force to %s", strings.TrimSuffix(lowerFirst(question), "?"))
+		return usageErrorf("refusing to proceed without confirmation (stdin is not a terminal; pass --force): %s", question)
 	}
 	fmt.Fprintf(c.io.err, "%s [y/N] ", question)
 	answer, err := c.io.readLine()
@@ -237,13 +237,6 @@ func strPtrText(s *string) string {
 		return "-"
 	}
 	return *s
-}
-
-func lowerFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToLower(s[:1]) + s[1:]
 }
 
 // signalContext is cancelled on SIGINT or SIGTERM.

@@ -5,7 +5,9 @@
 #   ./xcaddy/build.sh [output]        # default output: ./caddy
 #
 # It pins the Caddy version from go.mod and adds this checkout as the
-# module github.com/msgbroker/caddy-msgbroker.
+# module github.com/msgbroker/caddy-msgbroker (at the zero pseudo-version, so
+# Go resolves it through the replacement instead of asking the module proxy
+# for a release).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/caddy}"
@@ -20,4 +22,4 @@ fi
 
 XCADDY_SKIP_CLEANUP=0 xcaddy build "$caddy_version" \
 	--output "$out" \
-	--with "github.com/msgbroker/caddy-msgbroker=$root"
+	--with "github.com/msgbroker/caddy-msgbroker@v0.0.0-00010101000000-000000000000=$root"

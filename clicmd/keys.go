@@ -1,0 +1,236 @@
+package clicmd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
+)
+
+func keysService(off *msgbroker.Offline) *broker.Keys {
+	return &broker.Keys{Store: off.DB, Keyring: off.Keys, Path: off.KeyringPath, Logger: off.App.Logger()}
+}
+
+func (c *cli) keysCommand() *cobra.Command {
+	cmd := c.group(&cobra.Command{Use: "keys", Short: "Rotates the keys that encrypt message bodies"})
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Lists the keyring's keys and how many bodies each encrypts",
+		Args:  c.args(0, 0),
+	}
+	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
+		ctx, cancel := commandContext(cmd)
+		defer cancel()
+		off, err := c.open(ctx, true)
+		if err != nil {
+			return err
+		}
+		defer c.closeOffline(off)
+		usage, unknown, err := keysService(off).Usage(ctx)
+		if err != nil {
+			return err
+		}
+		if c.jsonOut {
+			return c.printJSON(map[string]any{"keyring": off.KeyringPath, "keys": usage, "messages_under_unknown_keys": unknown})
+		}
+		rows := make([][]string, 0, len(usage))
+		for _, u := range usage {
+			primary := ""
+			if u.Primary {
+				primary = "primary"
+			}
+			rows = append(rows, []string{u.ID, primary, count(u.Messages)})
+		}
+		if err := c.table([]string{"KEY ID", "ROLE", "MESSAGES"}, rows); err != nil {
+			return err
+		}
+		if unknown > 0 {
+			fmt.Fprintf(c.io.err, "warning: %s message bodies are under keys this keyring does not hold and cannot be decrypted\n", count(unknown))
+		}
+		return nil
+	})
+
+	cmd.AddCommand(list, c.keysRotateCommand(), c.keysRetireCommand())
+	return cmd
+}
+
+func (c *cli) keysRotateCommand() *cobra.Command {
+	var batchSize, maxBatches int
+	var newKey, reload bool
+	rotate := &cobra.Command{
+		Use:   "rotate [--batch-size N] [--max-batches N] [--new-key] [--reload]",
+		Short: "Adds a key and re-encrypts every body with it",
+		Long: `Adds a new key to the keyring file (it becomes the primary key, which
+encrypts new bodies) and re-encrypts every stored body with it, in batches.
+
+The work is resumable: each body is rewritten in one statement, so an
+interruption (Ctrl-C, a crash, --max-batches) leaves every body readable,
+and running 'keys rotate' again continues where it stopped instead of
+adding yet another key (unless --new-key). When nothing is left under older
+keys, they can be removed with 'keys retire'.
+
+Running gateways load the keyring when their config is loaded: after a key
+is added, reload them (caddy reload --force) so that they encrypt with it
+and can read the bodies re-encrypted with it. --reload does this for the
+gateway at the config's admin address before any body is re-encrypted;
+reload the other nodes of a cluster yourself.`,
+		Args: c.args(0, 0),
+	}
+	f := rotate.Flags()
+	f.IntVar(&batchSize, "batch-size", broker.DefaultReencryptBatch, "Bodies per batch")
+	f.IntVar(&maxBatches, "max-batches", 0, "Stop after this many batches (0: run to the end); run again to continue")
+	f.BoolVar(&newKey, "new-key", false, "Add a key even if an earlier rotation is unfinished")
+	f.BoolVar(&reload, "reload", false, "Reload the running gateway at the config's admin address after adding the key")
+	rotate.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
+		if batchSize < 1 {
+			return usageErrorf("--batch-size must be at least 1")
+		}
+		if maxBatches < 0 {
+			return usageErrorf("--max-batches must not be negative")
+		}
+		ctx, cancel := commandContext(cmd)
+		defer cancel()
+		off, err := c.open(ctx, true)
+		if err != nil {
+			return err
+		}
+		defer c.closeOffline(off)
+		keys := keysService(off)
+		pending, err := keys.Pending(ctx)
+		if err != nil {
+			return err
+		}
+		added := ""
+		if pending == 0 || newKey {
+			if added, err = keys.Add(ctx, actor()); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.io.err, "Added key %s to %s; it encrypts from now on.\n", added, off.KeyringPath)
+		} else {
+			fmt.Fprintf(c.io.err, "Resuming: %s bodies are still under older keys; re-encrypting them with key %s.\n", count(pending), off.Keys.PrimaryID())
+		}
+		// Reloading on a resumed run too lets an operator whose first
+		// reload failed fix it and simply run the command again.
+		if reload {
+			if err := c.reloadGateway(); err != nil {
+				return fmt.Errorf("the gateway did not reload, so no body was re-encrypted; fix this and run 'keys rotate --reload' again: %w", err)
+			}
+			fmt.Fprintln(c.io.err, "Reloaded the running gateway.")
+		} else if added != "" {
+			fmt.Fprintln(c.io.err, "Reload running gateways (caddy reload --force) so they use it.")
+		}
+
+		bar := &progress{w: c.io.err, terminal: c.io.stderrTerminal(), label: "re-encrypting"}
+		res, err := keys.Reencrypt(ctx, actor(), broker.ReencryptOptions{BatchSize: batchSize, MaxBatches: maxBatches, Progress: bar.update})
+		bar.end()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted after %s bodies; every body is still readable; run 'keys rotate' again to resume", count(res.Reencrypted))
+			}
+			return fmt.Errorf("after %s bodies: %w; run 'keys rotate' again to resume", count(res.Reencrypted), err)
+		}
+		if c.jsonOut {
+			return c.printJSON(struct {
+				AddedKey string `json:"added_key,omitempty"`
+				broker.ReencryptResult
+			}{added, res})
+		}
+		c.printf("Re-encrypted %s bodies with key %s.\n", count(res.Reencrypted), res.KeyID)
+		if res.Remaining > 0 {
+			c.printf("%s bodies remain under older keys; run 'caddy msgbroker keys rotate' again to continue.\n", count(res.Remaining))
+			return nil
+		}
+		for _, id := range off.Keys.IDs() {
+			if id != res.KeyID {
+				c.printf("Key %s encrypts no body any more; remove it with 'caddy msgbroker keys retire %s' once every gateway has reloaded.\n", id, id)
+			}
+		}
+		return nil
+	})
+	return rotate
+}
+
+// reloadGateway makes the gateway at the config's admin address load the
+// config again, as `caddy reload --force` does, so it reads the keyring
+// file anew.
+func (c *cli) reloadGateway() error {
+	cfgJSON, configFile, adapter, err := caddycmd.LoadConfig(c.configFile, c.adapter)
+	if err != nil {
+		return err
+	}
+	addr, err := caddycmd.DetermineAdminAPIAddress("", cfgJSON, configFile, adapter)
+	if err != nil {
+		return err
+	}
+	headers := make(http.Header)
+	headers.Set("Cache-Control", "must-revalidate")
+	headers.Set("Caddy-Config-Source-File", configFile)
+	headers.Set("Caddy-Config-Source-Adapter", adapter)
+	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodPost, "/load", headers, bytes.NewReader(cfgJSON))
+	if err != nil {
+		return fmt.Errorf("reloading the gateway at %s: %w", addr, err)
+	}
+	return resp.Body.Close()
+}
+
+func (c *cli) keysRetireCommand() *cobra.Command {
+	var force bool
+	retire := &cobra.Command{
+		Use:   "retire KEY_ID [--force]",
+		Short: "Removes a key no body uses any more from the keyring",
+		Long: `Removes a key from the keyring file. It refuses the primary key and any key
+that still encrypts a body ('keys rotate' re-encrypts them). Reload every
+gateway after a rotation before retiring the old key: a gateway that has not
+reloaded still encrypts new bodies with it.`,
+		Args: c.args(1, 1),
+	}
+	retire.Flags().BoolVarP(&force, "force", "f", false, "Do not ask for confirmation")
+	retire.RunE = c.run(func(cmd *cobra.Command, args []string) error {
+		ctx, cancel := commandContext(cmd)
+		defer cancel()
+		off, err := c.open(ctx, true)
+		if err != nil {
+			return err
+		}
+		defer c.closeOffline(off)
+		keys := keysService(off)
+		if err := c.retireCheck(ctx, keys, args[0]); err != nil {
+			return err
+		}
+		if err := c.confirm(force, fmt.Sprintf("Retire key %s? Its material is deleted from %s.", args[0], off.KeyringPath)); err != nil {
+			return err
+		}
+		if err := keys.Retire(ctx, actor(), args[0]); err != nil {
+			return err
+		}
+		if c.jsonOut {
+			return c.printJSON(map[string]string{"retired": args[0]})
+		}
+		c.printf("Retired key %s.\n", args[0])
+		return nil
+	})
+	return retire
+}
+
+// retireCheck refuses early, before asking, what Retire would refuse, so
+// nobody confirms a command that cannot succeed. Retire checks again.
+func (c *cli) retireCheck(ctx context.Context, keys *broker.Keys, id string) error {
+	if !keys.Keyring.Has(id) || id == keys.Keyring.PrimaryID() {
+		return keys.Retire(ctx, actor(), id)
+	}
+	n, err := keys.Store.Messages.CountByKeyID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return keys.Retire(ctx, actor(), id)
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package clicmd
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/msgbroker/caddy-msgbroker/apperr"
+	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/storage"
+)
+
+// messageJSON is a message as --json prints it. Body is set only when it
+// was decrypted on request.
+type messageJSON struct {
+	MessageID          string          `json:"message_id"`
+	ClientID           string          `json:"client_id"`
+	SenderNumberMasked string          `json:"sender_number_masked"`
+	Status             string          `json:"status"`
+	Attempts           int             `json:"attempts"`
+	LastError          *string         `json:"last_error"`
+	Metadata           json.RawMessage `json:"metadata"`
+	EncryptionKeyID    string          `json:"encryption_key_id"`
+	QueuedAt           time.Time       `json:"queued_at"`
+	DeliveredAt        *time.Time      `json:"delivered_at"`
+	FailedAt           *time.Time      `json:"failed_at"`
+	CreatedAt          time.Time       `json:"created_at"`
+	UpdatedAt          time.Time       `json:"updated_at"`
+	Body               *string         `json:"message_body,omitempty"`
+}
+
+func messageOut(m *storage.Message) messageJSON {
+	meta := m.Metadata
+	if len(meta) == 0 {
+		meta = json.RawMessage("null")
+	}
+	return messageJSON{MessageID: m.MessageID, ClientID: m.ClientID, SenderNumberMasked: m.SenderNumberMasked,
+		Status: m.Status, Attempts: m.Attempts, LastError: m.LastError, Metadata: meta, EncryptionKeyID: m.EncryptionKeyID,
+		QueuedAt: m.QueuedAt, DeliveredAt: m.DeliveredAt, FailedAt: m.FailedAt, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
+}
+
+var messageStatuses = []string{storage.MessageQueued, storage.MessageProcessing, storage.MessageRetrying,
+	storage.MessageDelivered, storage.MessageFailed}
+
+func (c *cli) messageCommand() *cobra.Command {
+	cmd := c.group(&cobra.Command{Use: "message", Short: "Lists and shows messages"})
+
+	var client, status, since string
+	var limit int
+	list := &cobra.Command{
+		Use:   "list [--client ID] [--status S] [--since T] [--limit N]",
+		Short: "Lists messages, newest first",
+		Long: `Lists messages, newest first, without their bodies. --since takes an RFC 3339
+time (2026-11-24T10:00:00Z), a date (2026-11-24, UTC) or an age such as
+90m, 24h or 7d.`,
+		Args: c.args(0, 0),
+	}
+	f := list.Flags()
+	f.StringVar(&client, "client", "", "Only messages of this client id")
+	f.StringVar(&status, "status", "", "Only messages with this status: "+strings.Join(messageStatuses, ", "))
+	f.StringVar(&since, "since", "", "Only messages created at or after this time")
+	f.IntVar(&limit, "limit", storage.DefaultPageSize, fmt.Sprintf("Number of messages to show, at most %d", storage.MaxPageSize))
+	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
+		filter := storage.MessageFilter{ClientID: client, Status: status, Limit: limit}
+		if status != "" && !slices.Contains(messageStatuses, status) {
+			return usageErrorf("--status must be one of %s, not %q", strings.Join(messageStatuses, ", "), status)
+		}
+		if limit < 1 || limit > storage.MaxPageSize {
+			return usageErrorf("--limit must be between 1 and %d", storage.MaxPageSize)
+		}
+		if since != "" {
+			t, err := parseSince(since, c.io.now())
+			if err != nil {
+				return usageError(err)
+			}
+			filter.Since = t
+		}
+		ctx, cancel := commandContext(cmd)
+		defer cancel()
+		off, err := c.open(ctx, false)
+		if err != nil {
+			return err
+		}
+		defer c.closeOffline(off)
+		msgs, err := off.DB.Messages.List(ctx, filter)
+		if err != nil {
+			return err
+		}
+		if c.jsonOut {
+			out := make([]messageJSON, 0, len(msgs))
+			for i := range msgs {
+				out = append(out, messageOut(&msgs[i]))
+			}
+			return c.printJSON(out)
+		}
+		rows := make([][]string, 0, len(msgs))
+		for _, m := range msgs {
+			rows = append(rows, []string{m.MessageID, m.ClientID, m.SenderNumberMasked, m.Status,
+				strconv.Itoa(m.Attempts), timeText(m.CreatedAt)})
+		}
+		if err := c.table([]string{"MESSAGE ID", "CLIENT", "SENDER", "STATUS", "ATTEMPTS", "CREATED"}, rows); err != nil {
+			return err
+		}
+		if len(msgs) == limit {
+			fmt.Fprintf(c.io.err, "(the newest %d; use --limit or filters to see others)\n", limit)
+		}
+		return nil
+	})
+
+	var decrypt bool
+	view := &cobra.Command{
+		Use:   "view UUID [--decrypt]",
+		Short: "Shows one message; --decrypt shows its body and audits that",
+		Long: `Shows one message. With --decrypt the body is decrypted and shown; every
+decryption is written to the audit log (actor "cli", action
+message.decrypt) before the body is printed, and nothing is printed if
+that write fails.`,
+		Args: c.args(1, 1),
+	}
+	view.Flags().BoolVar(&decrypt, "decrypt", false, "Decrypt and show the body (audited)")
+	view.RunE = c.run(func(cmd *cobra.Command, args []string) error {
+		id, err := broker.ParseMessageID(strings.ToLower(args[0]))
+		if err != nil {
+			return err
+		}
+		ctx, cancel := commandContext(cmd)
+		defer cancel()
+		off, err := c.open(ctx, decrypt)
+		if err != nil {
+			return err
+		}
+		defer c.closeOffline(off)
+		m, err := off.DB.Messages.GetByMessageID(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return apperr.New(apperr.NotFound, "message_not_found", "no message with id %s", id)
+		}
+		if err != nil {
+			return err
+		}
+		out := messageOut(m)
+		if decrypt {
+			plain, err := off.Keys.Decrypt(m.BodyEncrypted, []byte(m.MessageID))
+			outcome, details := storage.AuditSuccess, "channel: cli"
+			if err != nil {
+				outcome, details = storage.AuditFailure, "the body does not decrypt with the configured keyring"
+			}
+			if aerr := broker.Audit(ctx, off.DB, actor(), "message.decrypt", m.MessageID, outcome, details); aerr != nil {
+				return fmt.Errorf("not showing the body: %w", aerr)
+			}
+			if err != nil {
+				return fmt.Errorf("decrypting message %s (key %s): %w", m.MessageID, m.EncryptionKeyID, err)
+			}
+			body := string(plain)
+			out.Body = &body
+		}
+		if c.jsonOut {
+			return c.printJSON(out)
+		}
+		return c.printMessage(out)
+	})
+
+	cmd.AddCommand(list, view)
+	return cmd
+}
+
+func (c *cli) printMessage(m messageJSON) error {
+	body := "(encrypted; --decrypt shows it and writes an audit entry)"
+	if m.Body != nil {
+		body = *m.Body
+	}
+	meta := "-"
+	if string(m.Metadata) != "null" {
+		meta = string(m.Metadata)
+	}
+	fields := [][2]string{
+		{"Message ID", m.MessageID},
+		{"Client", m.ClientID},
+		{"Sender", m.SenderNumberMasked},
+		{"Status", m.Status},
+		{"Attempts", strconv.Itoa(m.Attempts)},
+		{"Last error", strPtrText(m.LastError)},
+		{"Metadata", meta},
+		{"Queued", timeText(m.QueuedAt)},
+		{"Delivered", timePtrText(m.DeliveredAt)},
+		{"Failed", timePtrText(m.FailedAt)},
+		{"Created", timeText(m.CreatedAt)},
+		{"Updated", timeText(m.UpdatedAt)},
+		{"Key", m.EncryptionKeyID},
+		{"Body", body},
+	}
+	rows := make([][]string, 0, len(fields))
+	for _, f := range fields {
+		rows = append(rows, []string{f[0] + ":", f[1]})
+	}
+	return c.rows(rows)
+}
+
+// rows writes aligned rows without a header.
+func (c *cli) rows(rows [][]string) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	return c.table(rows[0], rows[1:])
+}
+
+// parseSince reads --since: RFC 3339, a date, or an age before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
+			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q is not an RFC 3339 time, a date (2006-01-02) or an age such as 24h or 7d", s)
+}
