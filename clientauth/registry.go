@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -64,7 +65,18 @@ type Registry struct {
 	entries map[string]Entry
 	cursor  time.Time
 	loaded  bool
+
+	// lastMissRefresh (unix nanoseconds) rate-limits the refreshes that
+	// unknown serials trigger.
+	lastMissRefresh atomic.Int64
 }
+
+// missRefreshInterval is the least time between two refreshes triggered by
+// an unknown serial. Only certificates whose chain verified against our CA
+// reach the registry, so misses are rare and legitimate (a certificate
+// issued a moment ago, on another node or by the CLI); the limit keeps a
+// burst of them to one query.
+const missRefreshInterval = 250 * time.Millisecond
 
 // NewRegistry returns an empty registry over source; call Refresh to load.
 func NewRegistry(source Source, logger *zap.Logger) *Registry {
@@ -95,6 +107,26 @@ func (r *Registry) Check(serial, clientID string) (Entry, error) {
 		return e, ErrMismatch
 	}
 	return e, nil
+}
+
+// CheckFresh is Check, except that an unknown serial first triggers a
+// refresh (at most one per missRefreshInterval), so a certificate issued
+// elsewhere a moment ago is accepted without waiting for the next poll.
+func (r *Registry) CheckFresh(ctx context.Context, serial, clientID string) (Entry, error) {
+	e, err := r.Check(serial, clientID)
+	if !errors.Is(err, ErrUnknown) {
+		return e, err
+	}
+	last := r.lastMissRefresh.Load()
+	now := r.now().UnixNano()
+	if now-last < int64(missRefreshInterval) || !r.lastMissRefresh.CompareAndSwap(last, now) {
+		return e, err
+	}
+	if refreshErr := r.Refresh(ctx); refreshErr != nil {
+		r.logger.Warn("refreshing the client registry for an unknown certificate failed", zap.Error(refreshErr))
+		return e, err
+	}
+	return r.Check(serial, clientID)
 }
 
 // Refresh applies every change since the last refresh (all rows the first

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/msgbroker/caddy-msgbroker/broker"
 	"github.com/msgbroker/caddy-msgbroker/clientauth"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
@@ -77,4 +78,28 @@ func TestRevocationAnnouncedThroughRedis(t *testing.T) {
 	}
 	took := waitRefused(t, g, &cert, 5*time.Second)
 	t.Logf("revocation enforced %s after the announcement", took)
+}
+
+// TestCertificateIssuedElsewhereIsAcceptedAtOnce issues a certificate the
+// way the CLI does — through the same service, but without telling this
+// node — while this node polls only hourly: the handshake of the unknown
+// serial refreshes the registry and succeeds.
+func TestCertificateIssuedElsewhereIsAcceptedAtOnce(t *testing.T) {
+	g := startGateway(t, "mysql", "revocation_poll_interval 1h")
+	running, err := g.app.Certificates(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := &broker.Certificates{Store: running.Store, Issuer: running.Issuer}
+	issued, _, err := elsewhere.Issue(context.Background(), adminActor, broker.IssueRequest{ClientID: "proxy-cli", Role: "proxy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(issued.ChainPEM, issued.PrivateKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := g.call(g.client(&pair), "POST", "/internal/messages/register", registerBody("", "+4915200000011", "x")); r.Status != http.StatusCreated {
+		t.Fatalf("a certificate issued elsewhere = %d %s, want it accepted at once", r.Status, r.Raw)
+	}
 }

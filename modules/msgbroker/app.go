@@ -218,6 +218,7 @@ func (a *App) Start() error {
 	a.stopRun = cancel
 	rdb, _ := a.RedisClient(runCtx)
 	go a.registry.Run(runCtx, time.Duration(a.RevocationPollInterval), rdb)
+	go a.watchKeyring(runCtx, keyringWatchInterval)
 	return nil
 }
 

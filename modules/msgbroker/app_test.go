@@ -11,11 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
+	"github.com/msgbroker/caddy-msgbroker/keyring"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
@@ -404,4 +406,45 @@ http://127.0.0.1:%[2]d {
 	if status != http.StatusOK || report.Status != msgbroker.Degraded || report.Components["redis"] != msgbroker.Unhealthy {
 		t.Fatalf("health = %d %+v, want 200 degraded with redis unhealthy", status, report)
 	}
+}
+
+// TestKeyringChangesAreLoadedWithoutReload adds a key to the keyring file,
+// as `caddy msgbroker keys rotate` does, and waits for the running app to
+// encrypt with it.
+func TestKeyringChangesAreLoadedWithoutReload(t *testing.T) {
+	dir, port := t.TempDir(), testcaddy.FreePort(t)
+	testcaddy.Start(t, devConfig(dir, port, "k"))
+	getHealth(t, port)
+	app := runningApp(t)
+	path := filepath.Join(dir, "secrets", "keyring.json")
+	kr, err := keyring.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := keyring.Generate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.Add(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := keyring.WriteFile(path, kr); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for app.Keyring().PrimaryID() != key.ID() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the app still encrypts with %s, not the new key %s", app.Keyring().PrimaryID(), key.ID())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func runningApp(t *testing.T) *msgbroker.App {
+	t.Helper()
+	app, err := caddy.ActiveContext().App(msgbroker.AppName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app.(*msgbroker.App)
 }

@@ -91,7 +91,7 @@ func (v *Verifier) VerifyClientCertificate(rawCerts [][]byte, verifiedChains [][
 		return fmt.Errorf("msgbroker: client certificate registry unavailable")
 	}
 	serial := clientauth.SerialHex(leaf.SerialNumber)
-	if _, err := registry.Check(serial, leaf.Subject.CommonName); err != nil {
+	if _, err := registry.CheckFresh(ctx, serial, leaf.Subject.CommonName); err != nil {
 		v.logger.Info("client certificate refused", zap.String("serial", serial),
 			zap.String("client_id", leaf.Subject.CommonName), zap.String("reason", err.Error()))
 		return fmt.Errorf("msgbroker: %w", err)

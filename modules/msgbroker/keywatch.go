@@ -1,0 +1,48 @@
+package msgbroker
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/msgbroker/caddy-msgbroker/keyring"
+)
+
+// keyringWatchInterval is how often the keyring file is checked for a
+// change. `caddy msgbroker keys rotate` rewrites the file; every node
+// running from it starts encrypting with the new key within this interval,
+// without a reload.
+const keyringWatchInterval = 2 * time.Second
+
+// watchKeyring reloads the keyring when its file changes. A file that
+// fails to load is reported and the keys in memory stay in use: a
+// half-edited keyring must not stop the gateway.
+func (a *App) watchKeyring(ctx context.Context, interval time.Duration) {
+	path := a.secrets.keyringPath
+	last, _ := os.Stat(path)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		info, err := os.Stat(path)
+		if err != nil || (last != nil && info.ModTime().Equal(last.ModTime()) && info.Size() == last.Size()) {
+			continue
+		}
+		last = info
+		kr, err := keyring.Load(path)
+		if err != nil {
+			a.logger.Error("keyring file changed but does not load; keeping the keys in memory", zap.String("path", path), zap.Error(err))
+			continue
+		}
+		a.mu.Lock()
+		a.keys = kr
+		a.mu.Unlock()
+		a.logger.Info("keyring reloaded", zap.String("path", path), zap.String("primary_key", kr.PrimaryID()), zap.Int("keys", len(kr.IDs())))
+	}
+}
