@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/msgbroker/caddy-msgbroker/apperr"
@@ -22,8 +23,11 @@ type Certificates struct {
 	// Announce is called after a change with the serial, so the registry of
 	// this node refreshes at once and other nodes hear of it (may be nil).
 	Announce func(ctx context.Context, serial string)
-	// Logger reports audit writes that failed (may be nil).
+	// Logger records issued and revoked certificates and audit writes that
+	// failed (may be nil).
 	Logger *zap.Logger
+	// Issued and Revoked count certificates (may be nil).
+	Issued, Revoked prometheus.Counter
 }
 
 // IssueRequest asks for a client certificate.
@@ -88,6 +92,11 @@ func (c *Certificates) issue(ctx context.Context, actor Actor, req IssueRequest)
 		return nil, nil, fmt.Errorf("recording certificate %s for %s: %w", issued.SerialHex, req.ClientID, err)
 	}
 	c.announce(ctx, row.SerialNumber)
+	if c.Issued != nil {
+		c.Issued.Inc()
+	}
+	c.log("certificate issued", zap.String("client_id", row.ClientID), zap.String("role", row.Role),
+		zap.String("serial", row.SerialNumber), zap.Time("not_after", row.NotAfter), zap.String("by", actor.Name))
 	return issued, row, nil
 }
 
@@ -140,6 +149,11 @@ func (c *Certificates) revoke(ctx context.Context, target, reason string) ([]sto
 		cl.Status, cl.RevokedAt, cl.RevocationReason = storage.ClientRevoked, &now, &reason
 		revoked = append(revoked, cl)
 		c.announce(ctx, cl.SerialNumber)
+		if c.Revoked != nil {
+			c.Revoked.Inc()
+		}
+		c.log("certificate revoked", zap.String("client_id", cl.ClientID), zap.String("serial", cl.SerialNumber),
+			zap.String("reason", reason))
 	}
 	if len(revoked) == 0 {
 		return nil, apperr.New(apperr.Conflict, "already_revoked", "%s has no active certificate", target)
@@ -176,6 +190,12 @@ func (c *Certificates) candidates(ctx context.Context, target string) ([]storage
 		return nil, apperr.New(apperr.Conflict, "already_revoked", "%s has no active certificate", target)
 	}
 	return active, nil
+}
+
+func (c *Certificates) log(msg string, fields ...zap.Field) {
+	if c.Logger != nil {
+		c.Logger.Info(msg, fields...)
+	}
 }
 
 func (c *Certificates) announce(ctx context.Context, serial string) {

@@ -240,8 +240,12 @@ func TestInternalHandshakeRefusals(t *testing.T) {
 				t.Fatalf("before revocation = %d %s", r.Status, r.Raw)
 			}
 			certs, _ := g.app.Certificates(context.Background())
+			revokedBefore := g.metric("msgbroker_certificates_revoked_total")
 			if _, err := certs.Revoke(context.Background(), adminActor, serial, "compromised"); err != nil {
 				t.Fatal(err)
+			}
+			if got := g.metric("msgbroker_certificates_revoked_total") - revokedBefore; got != 1 {
+				t.Errorf("msgbroker_certificates_revoked_total grew by %v, want 1", got)
 			}
 			handshakeRefused(t, g, &cert, "revoked certificate")
 			// A connection opened before the revocation is refused too.

@@ -13,7 +13,7 @@ const (
 	DefaultBatchSize = 64
 	// DefaultBatchWriters is how many batches may be in flight at once, so
 	// the database always has the next batch ready while one commits.
-	DefaultBatchWriters = 4
+	DefaultBatchWriters = 2
 	// batchTimeout bounds one batch INSERT, which serves many requests and
 	// so cannot use any single request's context.
 	batchTimeout = 30 * time.Second

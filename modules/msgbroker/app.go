@@ -321,9 +321,11 @@ func (a *App) buildCertificates(store *storage.Store, registry *clientauth.Regis
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.certs = &broker.Certificates{
-		Store:  store,
-		Issuer: issuer,
-		Logger: a.logger,
+		Store:   store,
+		Issuer:  issuer,
+		Logger:  a.logger,
+		Issued:  a.metrics.CertificatesIssued,
+		Revoked: a.metrics.CertificatesRevoked,
 		Announce: func(ctx context.Context, serial string) {
 			rdb, _ := a.RedisClient(ctx)
 			if err := registry.Announce(ctx, serial, rdb); err != nil {
