@@ -120,10 +120,12 @@ func (a *App) encryptionHealth(context.Context) (string, string) {
 	return Healthy, ""
 }
 
+// caHealth rates the CA. A config without the CA only degrades the node:
+// it cannot issue client certificates, but it serves everything else.
 func (a *App) caHealth(ctx context.Context) (string, string) {
 	ca, err := a.certificateAuthority()
 	if err != nil {
-		return Unhealthy, err.Error()
+		return Degraded, err.Error() + "; client certificates cannot be issued"
 	}
 	return chainHealth(ca.RootCertificate(), ca.IntermediateCertificateChain(), now())
 }
