@@ -163,7 +163,13 @@ func (c *Certificates) revoke(ctx context.Context, target, reason string) ([]sto
 
 // candidates finds the certificates a revocation target names.
 func (c *Certificates) candidates(ctx context.Context, target string) ([]storage.Client, error) {
-	bySerial, err := c.Store.Clients.GetBySerial(ctx, strings.ToLower(strings.ReplaceAll(target, ":", "")))
+	// Serials are written many ways (OpenSSL prints a leading zero and
+	// colons); compare in the canonical form the table stores.
+	serial := target
+	if n, parseErr := clientca.ParseSerialHex(target); parseErr == nil {
+		serial = clientca.SerialHex(n)
+	}
+	bySerial, err := c.Store.Clients.GetBySerial(ctx, serial)
 	if err == nil {
 		if bySerial.Status != storage.ClientActive {
 			return nil, apperr.New(apperr.Conflict, "already_revoked", "certificate %s is already revoked", bySerial.SerialNumber)

@@ -158,3 +158,23 @@ func FuzzDecodeDeliver(f *testing.F) {
 		}
 	})
 }
+
+func TestMetadataKeepsNumbersExactAndRefusesDeepNesting(t *testing.T) {
+	req, err := DecodeRegister([]byte(`{"sender_number":"+4915200000000","message_body":"x",
+		"metadata":{"order_id":12345678901234567890,"ratio":0.1,"tag":"<b>&"}}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"order_id":12345678901234567890,"ratio":0.1,"tag":"<b>&"}`; string(req.Metadata) != want {
+		t.Fatalf("metadata = %s, want %s", req.Metadata, want)
+	}
+	deep := strings.Repeat(`{"a":`, 33) + "1" + strings.Repeat("}", 33)
+	_, err = DecodeRegister([]byte(`{"sender_number":"+4915200000000","message_body":"x","metadata":`+deep+`}`), 0)
+	if e, ok := apperr.As(err); !ok || e.Code != "invalid_metadata" {
+		t.Fatalf("33 levels of metadata = %v, want invalid_metadata", err)
+	}
+	ok := strings.Repeat(`{"a":`, 32) + "1" + strings.Repeat("}", 32)
+	if _, err := DecodeRegister([]byte(`{"sender_number":"+4915200000000","message_body":"x","metadata":`+ok+`}`), 0); err != nil {
+		t.Fatalf("32 levels refused: %v", err)
+	}
+}

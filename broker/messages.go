@@ -103,23 +103,55 @@ func (r *RegisterRequest) validate(maxBodyChars int) error {
 	return nil
 }
 
+// maxMetadataDepth is the deepest nesting metadata may have: MariaDB's JSON
+// type refuses more than 32 levels, and a request the database would
+// refuse must be refused here, as a 400, not fail as a 500.
+const maxMetadataDepth = 32
+
 // canonicalMetadata checks that metadata is an object (or absent/null) and
 // re-encodes it with sorted keys, so that a retried registration compares
-// equal whatever the key order or spacing.
+// equal whatever the key order or spacing. Numbers keep their exact text
+// (json.Number), so large integers are neither rounded nor confused.
 func canonicalMetadata(raw json.RawMessage) (json.RawMessage, error) {
 	trimmed := strings.TrimSpace(string(raw))
 	if trimmed == "" || trimmed == "null" {
 		return nil, nil
 	}
+	dec := json.NewDecoder(strings.NewReader(trimmed))
+	dec.UseNumber()
 	var obj map[string]any
-	if err := json.Unmarshal([]byte(trimmed), &obj); err != nil {
+	if err := dec.Decode(&obj); err != nil {
 		return nil, apperr.New(apperr.Invalid, "invalid_metadata", "metadata must be a JSON object")
 	}
-	canonical, err := json.Marshal(obj)
-	if err != nil {
+	if depth(obj) > maxMetadataDepth {
+		return nil, apperr.New(apperr.Invalid, "invalid_metadata", "metadata may nest at most %d levels", maxMetadataDepth)
+	}
+	var out strings.Builder
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(obj); err != nil {
 		return nil, apperr.Wrap(err, apperr.Invalid, "invalid_metadata", "metadata cannot be encoded")
 	}
-	return canonical, nil
+	return json.RawMessage(strings.TrimSuffix(out.String(), "\n")), nil
+}
+
+// depth returns how deeply v nests objects and arrays (an object of
+// scalars is 1).
+func depth(v any) int {
+	deepest := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for _, child := range x {
+			deepest = max(deepest, depth(child))
+		}
+	case []any:
+		for _, child := range x {
+			deepest = max(deepest, depth(child))
+		}
+	default:
+		return 0
+	}
+	return deepest + 1
 }
 
 // Register stores a message for clientID: body encrypted, number hashed and

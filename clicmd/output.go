@@ -78,15 +78,45 @@ func (c *cli) printf(format string, args ...any) {
 	}
 }
 
-// table writes rows under header, aligned in columns.
+// table writes rows under header, aligned in columns. Cells are escaped:
+// message bodies and workers' error texts come from outside, and a control
+// character in them must neither break the columns nor drive the
+// operator's terminal.
 func (c *cli) table(header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(c.io.out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	fmt.Fprintln(tw, joinCells(header))
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		fmt.Fprintln(tw, joinCells(r))
 	}
 	return tw.Flush()
 }
+
+func joinCells(cells []string) string {
+	escaped := make([]string, len(cells))
+	for i, cell := range cells {
+		escaped[i] = escapeControl(cell)
+	}
+	return strings.Join(escaped, "\t")
+}
+
+// escapeControl writes control characters (C0, DEL, C1) as Go escapes.
+func escapeControl(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 
 // confirm asks question and returns nil on yes. With force it does not
 // ask; without a terminal to ask on it refuses with a usage error.

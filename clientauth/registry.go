@@ -1,13 +1,14 @@
 // Package clientauth decides whether a client certificate may be used: an
 // in-memory registry of every issued certificate (active and revoked),
-// loaded from the clients table and kept fresh by polling, by Redis pub/sub
-// between nodes, and at once on the node that made a change. The TLS
-// handshake verifier and the internal API consult it, so a check costs a
-// map lookup, not a query.
+// loaded from the clients table and kept fresh at once on the node that
+// made a change, through Redis pub/sub between nodes, and by polling. The
+// TLS handshake verifier and the internal API consult it, so a check costs
+// a map lookup, not a query.
 package clientauth
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/big"
@@ -35,24 +36,41 @@ var (
 // the clients table; the message is the certificate serial.
 const Channel = "msgbroker:clients:changed"
 
-// pollOverlap re-reads a window before the last change seen, because the
-// updated_at stamps come from other nodes' clocks and from transactions that
-// may commit out of order. Re-applying a row is harmless.
-const pollOverlap = 30 * time.Second
+// Refresh policy. The incremental poll reads rows changed since the newest
+// updated_at seen, minus pollOverlap, because those stamps come from the
+// clocks of whichever node or CLI wrote them and from transactions that may
+// commit out of order. A clock off by more than the overlap could hide a
+// change from the incremental poll, so every fullReloadEvery the whole
+// table is read again: that bounds how stale a node can be whatever the
+// clocks say. Announced changes (local or through Redis) are read by serial
+// and applied at once, independent of any clock.
+const (
+	pollOverlap     = 5 * time.Minute
+	fullReloadEvery = 30 * time.Second
+)
+
+// missRefreshInterval is the least time between two lookups triggered by
+// unknown serials. Only certificates whose chain verified against our CA
+// reach the registry, so misses are rare and legitimate (a certificate
+// issued a moment ago, on another node or by the CLI).
+const missRefreshInterval = 250 * time.Millisecond
 
 // Entry is what the registry knows of one certificate.
 type Entry struct {
-	Serial   string
-	ClientID string
-	Role     string
-	Status   string
-	NotAfter time.Time
+	Serial      string
+	ClientID    string
+	Role        string
+	Status      string
+	NotAfter    time.Time
+	Fingerprint string
+	UpdatedAt   time.Time
 }
 
 // Source is where the registry reads certificates from; *storage.ClientRepo
 // satisfies it.
 type Source interface {
 	ChangedSince(ctx context.Context, t time.Time) ([]storage.Client, error)
+	GetBySerial(ctx context.Context, serial string) (*storage.Client, error)
 }
 
 // Registry is the in-memory view of the clients table.
@@ -61,22 +79,16 @@ type Registry struct {
 	logger *zap.Logger
 	now    func() time.Time
 
-	mu      sync.RWMutex
-	entries map[string]Entry
-	cursor  time.Time
-	loaded  bool
-
-	// lastMissRefresh (unix nanoseconds) rate-limits the refreshes that
-	// unknown serials trigger.
-	lastMissRefresh atomic.Int64
+	// refreshMu serializes reads of the table, so an older snapshot is
+	// never applied over a newer one.
+	refreshMu  sync.Mutex
+	lastFull   time.Time
+	mu         sync.RWMutex
+	entries    map[string]Entry
+	cursor     time.Time
+	loaded     bool
+	lastMissNs atomic.Int64
 }
-
-// missRefreshInterval is the least time between two refreshes triggered by
-// an unknown serial. Only certificates whose chain verified against our CA
-// reach the registry, so misses are rare and legitimate (a certificate
-// issued a moment ago, on another node or by the CLI); the limit keeps a
-// burst of them to one query.
-const missRefreshInterval = 250 * time.Millisecond
 
 // NewRegistry returns an empty registry over source; call Refresh to load.
 func NewRegistry(source Source, logger *zap.Logger) *Registry {
@@ -87,9 +99,12 @@ func NewRegistry(source Source, logger *zap.Logger) *Registry {
 // in clients.serial_number (clientca.SerialHex).
 func SerialHex(n *big.Int) string { return clientca.SerialHex(n) }
 
-// Check returns the entry for serial when the certificate may be used by
-// clientID now, or the reason it may not.
-func (r *Registry) Check(serial, clientID string) (Entry, error) {
+// Check returns the entry for leaf when it may be used now: its serial is
+// registered, active, unexpired, and registered to this very certificate
+// (same CN and SHA-256 fingerprint, so another certificate from the same
+// CA that happens to share a serial is refused).
+func (r *Registry) Check(leaf *x509.Certificate) (Entry, error) {
+	serial := SerialHex(leaf.SerialNumber)
 	r.mu.RLock()
 	e, ok := r.entries[serial]
 	loaded := r.loaded
@@ -98,46 +113,65 @@ func (r *Registry) Check(serial, clientID string) (Entry, error) {
 	case !loaded:
 		return Entry{}, ErrNotReady
 	case !ok:
-		return Entry{}, ErrUnknown
+		return Entry{Serial: serial}, ErrUnknown
+	case e.ClientID != leaf.Subject.CommonName || e.Fingerprint != clientca.Fingerprint(leaf):
+		return e, ErrMismatch
 	case e.Status != storage.ClientActive:
 		return e, ErrRevoked
 	case r.now().After(e.NotAfter):
 		return e, ErrExpired
-	case e.ClientID != clientID:
-		return e, ErrMismatch
 	}
 	return e, nil
 }
 
-// CheckFresh is Check, except that an unknown serial first triggers a
-// refresh (at most one per missRefreshInterval), so a certificate issued
-// elsewhere a moment ago is accepted without waiting for the next poll.
-func (r *Registry) CheckFresh(ctx context.Context, serial, clientID string) (Entry, error) {
-	e, err := r.Check(serial, clientID)
+// CheckFresh is Check, except that an unknown serial is first looked up in
+// the database (at most once per missRefreshInterval), so a certificate
+// issued elsewhere a moment ago is accepted without waiting for the poll.
+func (r *Registry) CheckFresh(ctx context.Context, leaf *x509.Certificate) (Entry, error) {
+	e, err := r.Check(leaf)
 	if !errors.Is(err, ErrUnknown) {
 		return e, err
 	}
-	last := r.lastMissRefresh.Load()
-	now := r.now().UnixNano()
-	if now-last < int64(missRefreshInterval) || !r.lastMissRefresh.CompareAndSwap(last, now) {
+	last, now := r.lastMissNs.Load(), r.now().UnixNano()
+	if now-last < int64(missRefreshInterval) || !r.lastMissNs.CompareAndSwap(last, now) {
 		return e, err
 	}
-	if refreshErr := r.Refresh(ctx); refreshErr != nil {
-		r.logger.Warn("refreshing the client registry for an unknown certificate failed", zap.Error(refreshErr))
+	if lookupErr := r.RefreshSerial(ctx, e.Serial); lookupErr != nil {
+		r.logger.Warn("looking up an unknown client certificate failed", zap.Error(lookupErr))
 		return e, err
 	}
-	return r.Check(serial, clientID)
+	return r.Check(leaf)
 }
 
-// Refresh applies every change since the last refresh (all rows the first
-// time).
-func (r *Registry) Refresh(ctx context.Context) error {
-	r.mu.RLock()
-	since := r.cursor
-	r.mu.RUnlock()
-	if !since.IsZero() {
-		since = since.Add(-pollOverlap)
+// RefreshSerial reads one certificate by serial and applies it: the path
+// of announced changes, which no clock skew can hide.
+func (r *Registry) RefreshSerial(ctx context.Context, serial string) error {
+	r.refreshMu.Lock()
+	defer r.refreshMu.Unlock()
+	c, err := r.source.GetBySerial(ctx, serial)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("reading client certificate %s: %w", serial, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.apply(*c)
+	return nil
+}
+
+// Refresh applies the changes since the last refresh, or reads the whole
+// table when it never did or fullReloadEvery has passed.
+func (r *Registry) Refresh(ctx context.Context) error {
+	r.refreshMu.Lock()
+	defer r.refreshMu.Unlock()
+	if r.lastFull.IsZero() || r.now().Sub(r.lastFull) >= fullReloadEvery {
+		return r.reloadAll(ctx)
+	}
+	r.mu.RLock()
+	since := r.cursor.Add(-pollOverlap)
+	r.mu.RUnlock()
 	rows, err := r.source.ChangedSince(ctx, since)
 	if err != nil {
 		return fmt.Errorf("refreshing client certificate registry: %w", err)
@@ -145,15 +179,49 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range rows {
-		r.entries[c.SerialNumber] = Entry{
-			Serial: c.SerialNumber, ClientID: c.ClientID, Role: c.Role, Status: c.Status, NotAfter: c.NotAfter,
-		}
-		if c.UpdatedAt.After(r.cursor) {
-			r.cursor = c.UpdatedAt
+		r.apply(c)
+	}
+	return nil
+}
+
+// reloadAll replaces the registry with the whole table.
+func (r *Registry) reloadAll(ctx context.Context) error {
+	rows, err := r.source.ChangedSince(ctx, time.Time{})
+	if err != nil {
+		return fmt.Errorf("loading client certificate registry: %w", err)
+	}
+	entries := make(map[string]Entry, len(rows))
+	var cursor time.Time
+	for _, c := range rows {
+		entries[c.SerialNumber] = entryOf(c)
+		if c.UpdatedAt.After(cursor) {
+			cursor = c.UpdatedAt
 		}
 	}
-	r.loaded = true
+	r.mu.Lock()
+	r.entries, r.cursor, r.loaded = entries, cursor, true
+	r.mu.Unlock()
+	r.lastFull = r.now()
 	return nil
+}
+
+// apply stores c unless the registry already holds a newer state of it.
+// The caller holds mu.
+func (r *Registry) apply(c storage.Client) {
+	if held, ok := r.entries[c.SerialNumber]; ok && held.UpdatedAt.After(c.UpdatedAt) {
+		return
+	}
+	r.entries[c.SerialNumber] = entryOf(c)
+	if c.UpdatedAt.After(r.cursor) {
+		r.cursor = c.UpdatedAt
+	}
+}
+
+func entryOf(c storage.Client) Entry {
+	return Entry{
+		Serial: c.SerialNumber, ClientID: c.ClientID, Role: c.Role, Status: c.Status,
+		NotAfter: c.NotAfter, Fingerprint: c.FingerprintSHA256, UpdatedAt: c.UpdatedAt,
+	}
 }
 
 // Len returns the number of certificates known.
@@ -164,7 +232,7 @@ func (r *Registry) Len() int {
 }
 
 // Run keeps the registry fresh until ctx ends: it polls every interval and,
-// when rdb is not nil, refreshes as soon as another node announces a change.
+// when rdb is not nil, applies each serial another node announces at once.
 func (r *Registry) Run(ctx context.Context, interval time.Duration, rdb redis.UniversalClient) {
 	var changes <-chan *redis.Message
 	if rdb != nil {
@@ -175,26 +243,29 @@ func (r *Registry) Run(ctx context.Context, interval time.Duration, rdb redis.Un
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-		case _, ok := <-changes:
+			err = r.Refresh(ctx)
+		case msg, ok := <-changes:
 			if !ok {
 				changes = nil
 				continue
 			}
+			err = r.RefreshSerial(ctx, msg.Payload)
 		}
-		if err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil {
 			r.logger.Warn("client certificate registry refresh failed; keeping the last known state", zap.Error(err))
 		}
 	}
 }
 
-// Announce refreshes this node at once and tells the other nodes through
-// Redis (when configured) that serial changed.
+// Announce applies the change of serial on this node at once and tells the
+// other nodes through Redis (when configured).
 func (r *Registry) Announce(ctx context.Context, serial string, rdb redis.UniversalClient) error {
-	if err := r.Refresh(ctx); err != nil {
+	if err := r.RefreshSerial(ctx, serial); err != nil {
 		return err
 	}
 	if rdb == nil {

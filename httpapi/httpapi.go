@@ -17,6 +17,7 @@ import (
 	"net/http"
 
 	"github.com/msgbroker/caddy-msgbroker/apperr"
+	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
 // Error is an error with an HTTP status and a stable, machine-readable code.
@@ -82,6 +83,9 @@ func AsError(err error) *Error {
 			return &Error{Status: status, Code: domainErr.Code, Message: domainErr.Message, Err: domainErr}
 		}
 	}
+	if storage.IsUnavailable(err) {
+		return Unavailable(err)
+	}
 	return Internal(err)
 }
 
@@ -91,6 +95,9 @@ func WriteError(w http.ResponseWriter, err error) *Error {
 	apiErr := AsError(err)
 	if apiErr.Status == http.StatusMethodNotAllowed && w.Header().Get("Allow") == "" {
 		w.Header().Set("Allow", http.MethodGet)
+	}
+	if apiErr.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
 	}
 	WriteJSON(w, apiErr.Status, errorBody{Error: apiErr})
 	return apiErr

@@ -62,8 +62,15 @@ func eachDialect(t *testing.T, fn func(t *testing.T, g *gateway)) {
 
 func startGateway(t *testing.T, dialect, extraOptions string) *gateway {
 	t.Helper()
+	return startGatewayWith(t, databaseConfig(t, dialect), extraOptions)
+}
+
+// startGatewayWith starts a gateway whose msgbroker option has the given
+// database line.
+func startGatewayWith(t *testing.T, databaseLine, extraOptions string) *gateway {
+	t.Helper()
 	g := &gateway{t: t, mtlsPort: testcaddy.FreePort(t), httpPort: testcaddy.FreePort(t)}
-	g.caddyfile = g.config(dialect, extraOptions)
+	g.caddyfile = g.config(databaseLine, extraOptions)
 	g.srv = testcaddy.Start(t, g.caddyfile)
 	app, err := caddy.ActiveContext().App(msgbroker.AppName)
 	if err != nil {
@@ -99,7 +106,7 @@ func (g *gateway) waitForServerCertificate() {
 	}
 }
 
-func (g *gateway) config(dialect, extraOptions string) string {
+func (g *gateway) config(databaseLine, extraOptions string) string {
 	return fmt.Sprintf(`{
 	pki {
 		ca local {
@@ -133,7 +140,7 @@ http://127.0.0.1:%d {
 		msgbroker_health
 	}
 }
-`, databaseConfig(g.t, dialect), filepath.Join(g.t.TempDir(), "secrets"), extraOptions, g.mtlsPort, g.httpPort)
+`, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), extraOptions, g.mtlsPort, g.httpPort)
 }
 
 // issue makes a client certificate through the broker's one issuing path.

@@ -241,7 +241,8 @@ func TestInternalHandshakeRefusals(t *testing.T) {
 			}
 			certs, _ := g.app.Certificates(context.Background())
 			revokedBefore := g.metric("msgbroker_certificates_revoked_total")
-			if _, err := certs.Revoke(context.Background(), adminActor, serial, "compromised"); err != nil {
+			// Revoke by the serial as `openssl x509 -serial` prints it.
+			if _, err := certs.Revoke(context.Background(), adminActor, openSSLSerial(serial), "compromised"); err != nil {
 				t.Fatal(err)
 			}
 			if got := g.metric("msgbroker_certificates_revoked_total") - revokedBefore; got != 1 {
@@ -322,4 +323,17 @@ func selfSignedClient(t *testing.T, cn string) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// openSSLSerial writes a serial as OpenSSL does: upper case, an even number
+// of digits, colon-separated bytes.
+func openSSLSerial(serial string) string {
+	if len(serial)%2 == 1 {
+		serial = "0" + serial
+	}
+	var parts []string
+	for i := 0; i < len(serial); i += 2 {
+		parts = append(parts, strings.ToUpper(serial[i:i+2]))
+	}
+	return strings.Join(parts, ":")
 }

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 )
@@ -102,9 +101,10 @@ func (b *MessageBatcher) write() {
 	}
 }
 
-// flush inserts a batch in one statement. If that fails because one row
-// conflicts (a repeated registration), nothing was written, and each row is
-// inserted alone so that only the conflicting ones fail.
+// flush inserts a batch in one statement. If that fails (a repeated
+// registration, a row the database refuses, a lost connection), nothing
+// was written, and each row is inserted alone, so that one request's
+// problem never becomes its neighbours'.
 func (b *MessageBatcher) flush(batch []*insertRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
@@ -113,10 +113,9 @@ func (b *MessageBatcher) flush(batch []*insertRequest) {
 		for i, req := range batch {
 			msgs[i] = req.msg
 		}
-		err := b.repo.InsertMany(ctx, msgs)
-		if err == nil || !errors.Is(err, ErrConflict) {
+		if err := b.repo.InsertMany(ctx, msgs); err == nil {
 			for _, req := range batch {
-				req.result <- err
+				req.result <- nil
 			}
 			return
 		}

@@ -68,3 +68,37 @@ func TestBatcherInsertsDirectlyAfterStop(t *testing.T) {
 		t.Fatalf("row not stored: %v", err)
 	}
 }
+
+// TestBatcherIsolatesARowTheDatabaseRefuses sends one row that breaks a
+// CHECK constraint among good ones: only its caller sees the error.
+func TestBatcherIsolatesARowTheDatabaseRefuses(t *testing.T) {
+	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		ctx := testContext(t)
+		repo := storage.New(db).Messages
+		b := storage.NewMessageBatcher(repo, 16, 1)
+		defer b.Stop()
+		const n = 60
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				status := ""
+				if i == 7 {
+					status = "bogus"
+				}
+				errs[i] = b.Insert(ctx, newMessage(i+1, "proxy-a", status))
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if (i == 7) != (err != nil) {
+				t.Errorf("insert %d: %v", i, err)
+			}
+		}
+		if total, _ := repo.Total(ctx); total != n-1 {
+			t.Fatalf("%d rows stored, want %d", total, n-1)
+		}
+	})
+}

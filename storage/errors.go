@@ -1,9 +1,12 @@
 package storage
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/go-sql-driver/mysql"
 	"modernc.org/sqlite"
@@ -69,4 +72,34 @@ func requireRow(res sql.Result, format string, args ...any) error {
 		return dbError(sql.ErrNoRows, format, args...)
 	}
 	return nil
+}
+
+// IsUnavailable reports whether err means the database could not be
+// reached or did not answer in time — a condition to retry later (503),
+// not a bug in the request (4xx) or the server (500).
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var netErr net.Error
+	var liteErr *sqlite.Error
+	switch {
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
+		errors.Is(err, sql.ErrConnDone), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, ErrMigrationLocked):
+		return true
+	case errors.As(err, &netErr):
+		return true
+	case errors.As(err, &liteErr):
+		code := liteErr.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	var myErr *mysql.MySQLError
+	if errors.As(err, &myErr) {
+		switch myErr.Number {
+		case 1040, 1045, 1203, 1205, 1226, 2002, 2003, 2006, 2013, 3024, 3118, 4031, 4151: // too many connections, access denied or locked, lock wait timeout, gone away, lost connection, timeout
+			return true
+		}
+	}
+	return false
 }

@@ -131,10 +131,7 @@ func openMySQL(ctx context.Context, cfg Config) (*bun.DB, error) {
 		return nil, fmt.Errorf("configuring mysql connector for %s: %w", redactMySQL(mc), err)
 	}
 	sqldb := sql.OpenDB(connector)
-	maxOpen := orDefault(cfg.MaxOpenConns, DefaultMySQLMaxOpenConns)
-	sqldb.SetMaxOpenConns(maxOpen)
-	sqldb.SetMaxIdleConns(orDefault(cfg.MaxIdleConns, maxOpen))
-	sqldb.SetConnMaxLifetime(orDefault(cfg.ConnMaxLifetime, DefaultConnMaxLifetime))
+	setPoolLimits(sqldb, DriverMySQL, cfg)
 
 	// Ping before bun.NewDB: the MySQL dialect queries the server version
 	// without a context while it is being created.
@@ -145,6 +142,29 @@ func openMySQL(ctx context.Context, cfg Config) (*bun.DB, error) {
 	// bun renders time values into the SQL text itself, so the dialect must
 	// convert them to UTC; the driver's Loc only governs what is read back.
 	return bun.NewDB(sqldb, mysqldialect.New(mysqldialect.WithTimeLocation("UTC"))), nil
+}
+
+// ApplyPoolLimits sets cfg's pool limits on an open database, so a config
+// reload that changes them takes effect on the pool it keeps. An in-memory
+// SQLite database keeps its single connection.
+func ApplyPoolLimits(db *bun.DB, cfg Config) {
+	if Dialect(db) == DriverSQLite {
+		if d, err := parseSQLiteDSN(cfg.DSN); err != nil || d.memory {
+			return
+		}
+	}
+	setPoolLimits(db.DB, Dialect(db), cfg)
+}
+
+func setPoolLimits(sqldb *sql.DB, driver string, cfg Config) {
+	defaultOpen := DefaultSQLiteMaxOpenConns
+	if driver == DriverMySQL {
+		defaultOpen = DefaultMySQLMaxOpenConns
+		sqldb.SetConnMaxLifetime(orDefault(cfg.ConnMaxLifetime, DefaultConnMaxLifetime))
+	}
+	maxOpen := orDefault(cfg.MaxOpenConns, defaultOpen)
+	sqldb.SetMaxOpenConns(maxOpen)
+	sqldb.SetMaxIdleConns(orDefault(cfg.MaxIdleConns, maxOpen))
 }
 
 func openSQLite(ctx context.Context, cfg Config) (*bun.DB, error) {
@@ -169,9 +189,7 @@ func openSQLite(ctx context.Context, cfg Config) (*bun.DB, error) {
 		sqldb.SetMaxIdleConns(1)
 		sqldb.SetConnMaxLifetime(0)
 	} else {
-		maxOpen := orDefault(cfg.MaxOpenConns, DefaultSQLiteMaxOpenConns)
-		sqldb.SetMaxOpenConns(maxOpen)
-		sqldb.SetMaxIdleConns(orDefault(cfg.MaxIdleConns, maxOpen))
+		setPoolLimits(sqldb, DriverSQLite, cfg)
 	}
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()

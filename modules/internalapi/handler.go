@@ -184,7 +184,7 @@ func (h *Handler) authorize(r *http.Request, role string) (clientauth.Entry, err
 	if err != nil {
 		return clientauth.Entry{}, httpapi.Unavailable(err)
 	}
-	entry, err := registry.Check(clientauth.SerialHex(leaf.SerialNumber), leaf.Subject.CommonName)
+	entry, err := registry.Check(leaf)
 	if err != nil {
 		return entry, certificateError(err)
 	}

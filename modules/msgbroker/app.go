@@ -259,11 +259,20 @@ func (a *App) Cleanup() error {
 	return errors.Join(errs...)
 }
 
+// acquireTimeout bounds opening, migrating and loading at start.
+const acquireTimeout = 2 * time.Minute
+
 // ensureReady acquires the pooled resources once. Handlers call it through
 // the accessors too, because Caddy starts apps in no fixed order and the
-// HTTP app may serve a request before this app's Start has run.
-func (a *App) ensureReady(ctx context.Context) error {
-	a.initOnce.Do(func() { a.initErr = a.acquire(ctx) })
+// HTTP app may serve a request before this app's Start has run. The work
+// runs on its own context, never the first caller's: a cancelled request
+// or a short handshake deadline must not fail the whole config.
+func (a *App) ensureReady(context.Context) error {
+	a.initOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), acquireTimeout)
+		defer cancel()
+		a.initErr = a.acquire(ctx)
+	})
 	return a.initErr
 }
 

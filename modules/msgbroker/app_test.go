@@ -22,6 +22,15 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
 
+// repoRoot is the repository's root, for tests that change directory.
+var repoRoot = func() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	return filepath.Join(wd, "..", "..")
+}()
+
 // devConfig is an embedded-default style config rooted in dir.
 func devConfig(dir string, port int, extra string) string {
 	return fmt.Sprintf(`{
@@ -135,10 +144,13 @@ func TestValidateLeavesNoSideEffects(t *testing.T) {
 }
 
 func TestProductionConfigNamesMissingSecrets(t *testing.T) {
+	// The example's log directive opens logs/msgbroker.log relative to the
+	// working directory.
+	t.Chdir(t.TempDir())
 	for _, v := range []string{"MSGBROKER_DB_DSN", "MSGBROKER_KEYRING", "MSGBROKER_HASH_KEY", "MSGBROKER_JWT_SECRET", "MSGBROKER_REDIS_ADDR"} {
 		t.Setenv(v, "")
 	}
-	input, err := os.ReadFile("../../examples/production.Caddyfile")
+	input, err := os.ReadFile(filepath.Join(repoRoot, "examples", "production.Caddyfile"))
 	if err != nil {
 		t.Fatal(err)
 	}

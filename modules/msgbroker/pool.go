@@ -50,11 +50,33 @@ func acquireDB(ctx context.Context, cfg *DatabaseConfig, logger *zap.Logger) (*p
 	if err != nil {
 		return nil, err
 	}
+	res := val.(*dbResource)
 	if !loaded {
 		logger.Info("database opened", zap.String("driver", scfg.Driver),
 			zap.String("dsn", storage.RedactDSN(scfg.Driver, scfg.DSN)))
+	} else if err := res.reconfigure(ctx, scfg, cfg.autoMigrate(), logger); err != nil {
+		_, _ = pool.Delete(key)
+		return nil, err
 	}
-	return &pooledDB{key: key, dbResource: val.(*dbResource)}, nil
+	return &pooledDB{key: key, dbResource: res}, nil
+}
+
+// reconfigure applies a reloaded config to a pool that survived the
+// reload: its limits, and pending migrations when auto_migrate is on (a
+// no-op when there are none).
+func (r *dbResource) reconfigure(ctx context.Context, cfg storage.Config, migrate bool, logger *zap.Logger) error {
+	storage.ApplyPoolLimits(r.db, cfg)
+	if !migrate {
+		return nil
+	}
+	applied, err := storage.Migrate(ctx, r.db)
+	if err != nil {
+		return fmt.Errorf("migrating %s database: %w", cfg.Driver, err)
+	}
+	if len(applied) > 0 {
+		logger.Info("database migrated", zap.Strings("applied", applied))
+	}
+	return nil
 }
 
 func openDB(ctx context.Context, cfg storage.Config, migrate bool, logger *zap.Logger) (*dbResource, error) {

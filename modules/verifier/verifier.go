@@ -90,9 +90,8 @@ func (v *Verifier) VerifyClientCertificate(rawCerts [][]byte, verifiedChains [][
 		v.logger.Error("client certificate registry unavailable; refusing the handshake", zap.Error(err))
 		return fmt.Errorf("msgbroker: client certificate registry unavailable")
 	}
-	serial := clientauth.SerialHex(leaf.SerialNumber)
-	if _, err := registry.CheckFresh(ctx, serial, leaf.Subject.CommonName); err != nil {
-		v.logger.Info("client certificate refused", zap.String("serial", serial),
+	if _, err := registry.CheckFresh(ctx, leaf); err != nil {
+		v.logger.Info("client certificate refused", zap.String("serial", clientauth.SerialHex(leaf.SerialNumber)),
 			zap.String("client_id", leaf.Subject.CommonName), zap.String("reason", err.Error()))
 		return fmt.Errorf("msgbroker: %w", err)
 	}
