@@ -38,6 +38,8 @@ type gateway struct {
 	serverCAs *x509.CertPool
 	// caddyfile is the config the gateway was started with, for reloads.
 	caddyfile string
+	// globalOptions are added to the global options block.
+	globalOptions string
 }
 
 // databaseConfig returns the `database` line of the msgbroker option for a
@@ -69,7 +71,13 @@ func startGateway(t *testing.T, dialect, extraOptions string) *gateway {
 // database line.
 func startGatewayWith(t *testing.T, databaseLine, extraOptions string) *gateway {
 	t.Helper()
-	g := &gateway{t: t, mtlsPort: testcaddy.FreePort(t), httpPort: testcaddy.FreePort(t)}
+	return startConfigured(t, &gateway{}, databaseLine, extraOptions)
+}
+
+// startConfigured starts g, whose globalOptions may be set.
+func startConfigured(t *testing.T, g *gateway, databaseLine, extraOptions string) *gateway {
+	t.Helper()
+	g.t, g.mtlsPort, g.httpPort = t, testcaddy.FreePort(t), testcaddy.FreePort(t)
 	g.caddyfile = g.config(databaseLine, extraOptions)
 	g.srv = testcaddy.Start(t, g.caddyfile)
 	app, err := caddy.ActiveContext().App(msgbroker.AppName)
@@ -108,6 +116,7 @@ func (g *gateway) waitForServerCertificate() {
 
 func (g *gateway) config(databaseLine, extraOptions string) string {
 	return fmt.Sprintf(`{
+	%s
 	pki {
 		ca local {
 			name "integration CA"
@@ -140,7 +149,7 @@ http://127.0.0.1:%d {
 		msgbroker_health
 	}
 }
-`, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), extraOptions, g.mtlsPort, g.httpPort)
+`, g.globalOptions, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), extraOptions, g.mtlsPort, g.httpPort)
 }
 
 // issue makes a client certificate through the broker's one issuing path.
