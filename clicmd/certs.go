@@ -54,11 +54,7 @@ func certOut(cl *storage.Client, now time.Time) certJSON {
 func (c *cli) printCerts(certs []storage.Client) error {
 	now := c.io.now()
 	if c.jsonOut {
-		out := make([]certJSON, 0, len(certs))
-		for i := range certs {
-			out = append(out, certOut(&certs[i], now))
-		}
-		return c.printJSON(out)
+		return c.printJSON(jsonList(certs, func(cl *storage.Client) certJSON { return certOut(cl, now) }))
 	}
 	rows := make([][]string, 0, len(certs))
 	for _, cl := range certs {
@@ -92,28 +88,23 @@ func (c *cli) certCommand() *cobra.Command {
 		default:
 			return usageErrorf("--status must be active, revoked or expired, not %q", status)
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		certs, err := off.DB.Clients.ListFilter(ctx, stored, client)
-		if err != nil {
-			return err
-		}
-		if status != "" {
-			now := c.io.now()
-			kept := certs[:0]
-			for _, cl := range certs {
-				if certStatus(&cl, now) == status {
-					kept = append(kept, cl)
-				}
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+			certs, err := off.DB.Clients.ListFilter(ctx, stored, client)
+			if err != nil {
+				return err
 			}
-			certs = kept
-		}
-		return c.printCerts(certs)
+			if status != "" {
+				now := c.io.now()
+				kept := certs[:0]
+				for _, cl := range certs {
+					if certStatus(&cl, now) == status {
+						kept = append(kept, cl)
+					}
+				}
+				certs = kept
+			}
+			return c.printCerts(certs)
+		})
 	})
 
 	cmd.AddCommand(list, c.certIssueCommand(), c.certRevokeCommand())
@@ -169,23 +160,18 @@ are printed as PEM.`,
 		if err := refuseExisting(files); err != nil {
 			return err
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, true)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		issued, row, err := off.Certificates.Issue(ctx, actor(), broker.IssueRequest{ClientID: clientID, Role: role, Days: days, CSRPEM: csr})
-		if err != nil {
-			return err
-		}
-		if outDir != "" {
-			if err := writeIssued(outDir, files, issued); err != nil {
-				return fmt.Errorf("certificate %s was issued and recorded, but writing it failed: %w", row.SerialNumber, err)
+		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Offline) error {
+			issued, row, err := off.Certificates.Issue(ctx, actor(), broker.IssueRequest{ClientID: clientID, Role: role, Days: days, CSRPEM: csr})
+			if err != nil {
+				return err
 			}
-		}
-		return c.printIssued(issued, row, outDir, files)
+			if outDir != "" {
+				if err := writeIssued(outDir, files, issued); err != nil {
+					return fmt.Errorf("certificate %s was issued and recorded, but writing it failed: %w", row.SerialNumber, err)
+				}
+			}
+			return c.printIssued(issued, row, outDir, files)
+		})
 	})
 	return issue
 }
@@ -305,35 +291,30 @@ interval (default 1s).`,
 		Args:    c.args(1, 1),
 	}
 	revoke.Flags().StringVar(&reason, "reason", "", "Why the certificate is revoked (required)")
-	revoke.Flags().BoolVarP(&force, "force", "f", false, "Do not ask for confirmation")
+	forceFlag(revoke, &force)
 	revoke.RunE = c.run(func(cmd *cobra.Command, args []string) error {
 		target := args[0]
 		if strings.TrimSpace(reason) == "" {
 			return usageErrorf("--reason is required")
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, true)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		if preview := previewRevocation(ctx, off, target); len(preview) > 0 {
-			if err := c.confirm(force, fmt.Sprintf("Revoke %s?", strings.Join(preview, ", "))); err != nil {
+		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Offline) error {
+			if preview := previewRevocation(ctx, off, target); len(preview) > 0 {
+				if err := c.confirm(force, fmt.Sprintf("Revoke %s?", strings.Join(preview, ", "))); err != nil {
+					return err
+				}
+			}
+			revoked, err := off.Certificates.Revoke(ctx, actor(), target, reason)
+			if err != nil {
 				return err
 			}
-		}
-		revoked, err := off.Certificates.Revoke(ctx, actor(), target, reason)
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printCerts(revoked)
-		}
-		for _, cl := range revoked {
-			c.printf("Revoked certificate %s of %s (%s).\n", cl.SerialNumber, cl.ClientID, cl.Role)
-		}
-		return nil
+			if c.jsonOut {
+				return c.printCerts(revoked)
+			}
+			for _, cl := range revoked {
+				c.printf("Revoked certificate %s of %s (%s).\n", cl.SerialNumber, cl.ClientID, cl.Role)
+			}
+			return nil
+		})
 	})
 	return revoke
 }

@@ -119,6 +119,12 @@ func (c *cli) args(minArgs, maxArgs int) cobra.PositionalArgs {
 	}
 }
 
+// forceFlag adds --force (-f), with which a destructive command runs
+// without asking for confirmation (see confirm).
+func forceFlag(cmd *cobra.Command, force *bool) {
+	cmd.Flags().BoolVarP(force, "force", "f", false, "Do not ask for confirmation")
+}
+
 // exitError is an error with the exit status the command ends with.
 type exitError struct {
 	code int
@@ -291,6 +297,40 @@ func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 		ctx = context.Background()
 	}
 	return signalContext(ctx)
+}
+
+// offlineAction is the work of a command on the broker's opened services,
+// under the command's context.
+type offlineAction func(ctx context.Context, off *msgbroker.Offline) error
+
+// withOffline runs fn on the services that open provides (the keyring,
+// hasher and issuer only with withKeys), so that every command gets the
+// same signal handling, schema check and closing.
+func (c *cli) withOffline(cmd *cobra.Command, withKeys bool, fn offlineAction) error {
+	return c.withOpened(cmd, func(ctx context.Context) (*msgbroker.Offline, error) {
+		return c.open(ctx, withKeys)
+	}, fn)
+}
+
+// withDatabase runs fn on the database alone, without the schema check of
+// withOffline: the migrate commands are what makes the schema current.
+func (c *cli) withDatabase(cmd *cobra.Command, fn offlineAction) error {
+	return c.withOpened(cmd, func(ctx context.Context) (*msgbroker.Offline, error) {
+		return c.openDatabase(ctx, false)
+	}, fn)
+}
+
+// withOpened opens the services under the command's context, runs fn and
+// closes them again before the context is cancelled.
+func (c *cli) withOpened(cmd *cobra.Command, open func(context.Context) (*msgbroker.Offline, error), fn offlineAction) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	off, err := open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.closeOffline(off)
+	return fn(ctx, off)
 }
 
 // closeOffline releases the services; a failure there does not change the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/msgbroker/caddy-msgbroker/apperr"
 	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -54,33 +55,24 @@ func (c *cli) deviceCommand() *cobra.Command {
 	}
 	list.Flags().StringVar(&user, "user", "", "Only the devices of this user id")
 	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		devices, err := off.DB.Devices.List(ctx, user)
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			out := make([]deviceJSON, 0, len(devices))
-			for i := range devices {
-				out = append(out, deviceOut(&devices[i]))
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+			devices, err := off.DB.Devices.List(ctx, user)
+			if err != nil {
+				return err
 			}
-			return c.printJSON(out)
-		}
-		rows := make([][]string, 0, len(devices))
-		for _, d := range devices {
-			name := d.Name
-			if name == "" {
-				name = "-"
+			if c.jsonOut {
+				return c.printJSON(jsonList(devices, deviceOut))
 			}
-			rows = append(rows, []string{d.UserID, d.DeviceID, name, d.Status, timeText(d.CreatedAt)})
-		}
-		return c.table([]string{"USER ID", "DEVICE ID", "NAME", "STATUS", "CREATED"}, rows)
+			rows := make([][]string, 0, len(devices))
+			for _, d := range devices {
+				name := d.Name
+				if name == "" {
+					name = "-"
+				}
+				rows = append(rows, []string{d.UserID, d.DeviceID, name, d.Status, timeText(d.CreatedAt)})
+			}
+			return c.table([]string{"USER ID", "DEVICE ID", "NAME", "STATUS", "CREATED"}, rows)
+		})
 	})
 
 	var name, status string
@@ -103,27 +95,18 @@ made of the user id and the device id; a device that is off is refused.`,
 		if len(name) > maxDeviceNameLen {
 			return usageErrorf("--name may have at most %d bytes", maxDeviceNameLen)
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		d := &storage.Device{UserID: args[0], DeviceID: args[1], Name: name, Status: status}
-		err = off.DB.Devices.Add(ctx, d)
-		if errors.Is(err, storage.ErrConflict) {
-			err = apperr.New(apperr.Conflict, "device_exists", "device %s of user %s already exists", args[1], args[0])
-		}
-		c.auditDevice(ctx, off.DB, "device.add", args[0], args[1], err)
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printJSON(deviceOut(d))
-		}
-		c.printf("Added device %s of user %s (%s).\n", d.DeviceID, d.UserID, d.Status)
-		return nil
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+			d := &storage.Device{UserID: args[0], DeviceID: args[1], Name: name, Status: status}
+			err := off.DB.Devices.Add(ctx, d)
+			if errors.Is(err, storage.ErrConflict) {
+				err = apperr.New(apperr.Conflict, "device_exists", "device %s of user %s already exists", args[1], args[0])
+			}
+			c.auditDevice(ctx, off.DB, "device.add", args[0], args[1], err)
+			if err != nil {
+				return err
+			}
+			return c.printResult(deviceOut(d), "Added device %s of user %s (%s).\n", d.DeviceID, d.UserID, d.Status)
+		})
 	})
 
 	var force bool
@@ -132,38 +115,29 @@ made of the user id and the device id; a device that is off is refused.`,
 		Short: "Removes a device",
 		Args:  c.args(2, 2),
 	}
-	remove.Flags().BoolVarP(&force, "force", "f", false, "Do not ask for confirmation")
+	forceFlag(remove, &force)
 	remove.RunE = c.run(func(cmd *cobra.Command, args []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		d, err := off.DB.Devices.Get(ctx, args[0], args[1])
-		if errors.Is(err, storage.ErrNotFound) {
-			return apperr.New(apperr.NotFound, "device_not_found", "user %s has no device %s", args[0], args[1])
-		}
-		if err != nil {
-			return err
-		}
-		if err := c.confirm(force, fmt.Sprintf("Remove device %s of user %s?", d.DeviceID, d.UserID)); err != nil {
-			return err
-		}
-		err = off.DB.Devices.Remove(ctx, args[0], args[1])
-		if errors.Is(err, storage.ErrNotFound) {
-			err = apperr.New(apperr.NotFound, "device_not_found", "user %s has no device %s", args[0], args[1])
-		}
-		c.auditDevice(ctx, off.DB, "device.remove", args[0], args[1], err)
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printJSON(map[string]deviceJSON{"removed": deviceOut(d)})
-		}
-		c.printf("Removed device %s of user %s.\n", d.DeviceID, d.UserID)
-		return nil
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+			d, err := off.DB.Devices.Get(ctx, args[0], args[1])
+			if errors.Is(err, storage.ErrNotFound) {
+				return apperr.New(apperr.NotFound, "device_not_found", "user %s has no device %s", args[0], args[1])
+			}
+			if err != nil {
+				return err
+			}
+			if err := c.confirm(force, fmt.Sprintf("Remove device %s of user %s?", d.DeviceID, d.UserID)); err != nil {
+				return err
+			}
+			err = off.DB.Devices.Remove(ctx, args[0], args[1])
+			if errors.Is(err, storage.ErrNotFound) {
+				err = apperr.New(apperr.NotFound, "device_not_found", "user %s has no device %s", args[0], args[1])
+			}
+			c.auditDevice(ctx, off.DB, "device.remove", args[0], args[1], err)
+			if err != nil {
+				return err
+			}
+			return c.printResult(map[string]deviceJSON{"removed": deviceOut(d)}, "Removed device %s of user %s.\n", d.DeviceID, d.UserID)
+		})
 	})
 
 	cmd.AddCommand(list, add, remove)

@@ -26,35 +26,30 @@ func (c *cli) keysCommand() *cobra.Command {
 		Args:  c.args(0, 0),
 	}
 	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, true)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		usage, unknown, err := keysService(off).Usage(ctx)
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printJSON(map[string]any{"keyring": off.KeyringPath, "keys": usage, "messages_under_unknown_keys": unknown})
-		}
-		rows := make([][]string, 0, len(usage))
-		for _, u := range usage {
-			primary := ""
-			if u.Primary {
-				primary = "primary"
+		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Offline) error {
+			usage, unknown, err := keysService(off).Usage(ctx)
+			if err != nil {
+				return err
 			}
-			rows = append(rows, []string{u.ID, primary, count(u.Messages)})
-		}
-		if err := c.table([]string{"KEY ID", "ROLE", "MESSAGES"}, rows); err != nil {
-			return err
-		}
-		if unknown > 0 {
-			fmt.Fprintf(c.io.err, "warning: %s message bodies are under keys this keyring does not hold and cannot be decrypted\n", count(unknown))
-		}
-		return nil
+			if c.jsonOut {
+				return c.printJSON(map[string]any{"keyring": off.KeyringPath, "keys": usage, "messages_under_unknown_keys": unknown})
+			}
+			rows := make([][]string, 0, len(usage))
+			for _, u := range usage {
+				primary := ""
+				if u.Primary {
+					primary = "primary"
+				}
+				rows = append(rows, []string{u.ID, primary, count(u.Messages)})
+			}
+			if err := c.table([]string{"KEY ID", "ROLE", "MESSAGES"}, rows); err != nil {
+				return err
+			}
+			if unknown > 0 {
+				fmt.Fprintf(c.io.err, "warning: %s message bodies are under keys this keyring does not hold and cannot be decrypted\n", count(unknown))
+			}
+			return nil
+		})
 	})
 
 	cmd.AddCommand(list, c.keysRotateCommand(), c.keysRetireCommand())
@@ -95,64 +90,59 @@ reload the other nodes of a cluster yourself.`,
 		if maxBatches < 0 {
 			return usageErrorf("--max-batches must not be negative")
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, true)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		keys := keysService(off)
-		pending, err := keys.Pending(ctx)
-		if err != nil {
-			return err
-		}
-		added := ""
-		if pending == 0 || newKey {
-			if added, err = keys.Add(ctx, actor()); err != nil {
+		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Offline) error {
+			keys := keysService(off)
+			pending, err := keys.Pending(ctx)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.io.err, "Added key %s to %s; it encrypts from now on.\n", added, off.KeyringPath)
-		} else {
-			fmt.Fprintf(c.io.err, "Resuming: %s bodies are still under older keys; re-encrypting them with key %s.\n", count(pending), off.Keys.PrimaryID())
-		}
-		// Reloading on a resumed run too lets an operator whose first
-		// reload failed fix it and simply run the command again.
-		if reload {
-			if err := c.reloadGateway(); err != nil {
-				return fmt.Errorf("the gateway did not reload, so no body was re-encrypted; fix this and run 'keys rotate --reload' again: %w", err)
+			added := ""
+			if pending == 0 || newKey {
+				if added, err = keys.Add(ctx, actor()); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.io.err, "Added key %s to %s; it encrypts from now on.\n", added, off.KeyringPath)
+			} else {
+				fmt.Fprintf(c.io.err, "Resuming: %s bodies are still under older keys; re-encrypting them with key %s.\n", count(pending), off.Keys.PrimaryID())
 			}
-			fmt.Fprintln(c.io.err, "Reloaded the running gateway.")
-		} else if added != "" {
-			fmt.Fprintln(c.io.err, "Reload running gateways (caddy reload --force) so they use it.")
-		}
+			// Reloading on a resumed run too lets an operator whose first
+			// reload failed fix it and simply run the command again.
+			if reload {
+				if err := c.reloadGateway(); err != nil {
+					return fmt.Errorf("the gateway did not reload, so no body was re-encrypted; fix this and run 'keys rotate --reload' again: %w", err)
+				}
+				fmt.Fprintln(c.io.err, "Reloaded the running gateway.")
+			} else if added != "" {
+				fmt.Fprintln(c.io.err, "Reload running gateways (caddy reload --force) so they use it.")
+			}
 
-		bar := &progress{w: c.io.err, terminal: c.io.stderrTerminal(), label: "re-encrypting"}
-		res, err := keys.Reencrypt(ctx, actor(), broker.ReencryptOptions{BatchSize: batchSize, MaxBatches: maxBatches, Progress: bar.update})
-		bar.end()
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("interrupted after %s bodies; every body is still readable; run 'keys rotate' again to resume", count(res.Reencrypted))
+			bar := &progress{w: c.io.err, terminal: c.io.stderrTerminal(), label: "re-encrypting"}
+			res, err := keys.Reencrypt(ctx, actor(), broker.ReencryptOptions{BatchSize: batchSize, MaxBatches: maxBatches, Progress: bar.update})
+			bar.end()
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("interrupted after %s bodies; every body is still readable; run 'keys rotate' again to resume", count(res.Reencrypted))
+				}
+				return fmt.Errorf("after %s bodies: %w; run 'keys rotate' again to resume", count(res.Reencrypted), err)
 			}
-			return fmt.Errorf("after %s bodies: %w; run 'keys rotate' again to resume", count(res.Reencrypted), err)
-		}
-		if c.jsonOut {
-			return c.printJSON(struct {
-				AddedKey string `json:"added_key,omitempty"`
-				broker.ReencryptResult
-			}{added, res})
-		}
-		c.printf("Re-encrypted %s bodies with key %s.\n", count(res.Reencrypted), res.KeyID)
-		if res.Remaining > 0 {
-			c.printf("%s bodies remain under older keys; run 'caddy msgbroker keys rotate' again to continue.\n", count(res.Remaining))
+			if c.jsonOut {
+				return c.printJSON(struct {
+					AddedKey string `json:"added_key,omitempty"`
+					broker.ReencryptResult
+				}{added, res})
+			}
+			c.printf("Re-encrypted %s bodies with key %s.\n", count(res.Reencrypted), res.KeyID)
+			if res.Remaining > 0 {
+				c.printf("%s bodies remain under older keys; run 'caddy msgbroker keys rotate' again to continue.\n", count(res.Remaining))
+				return nil
+			}
+			for _, id := range off.Keys.IDs() {
+				if id != res.KeyID {
+					c.printf("Key %s encrypts no body any more; remove it with 'caddy msgbroker keys retire %s' once every gateway has reloaded.\n", id, id)
+				}
+			}
 			return nil
-		}
-		for _, id := range off.Keys.IDs() {
-			if id != res.KeyID {
-				c.printf("Key %s encrypts no body any more; remove it with 'caddy msgbroker keys retire %s' once every gateway has reloaded.\n", id, id)
-			}
-		}
-		return nil
+		})
 	})
 	return rotate
 }
@@ -191,30 +181,21 @@ gateway after a rotation before retiring the old key: a gateway that has not
 reloaded still encrypts new bodies with it.`,
 		Args: c.args(1, 1),
 	}
-	retire.Flags().BoolVarP(&force, "force", "f", false, "Do not ask for confirmation")
+	forceFlag(retire, &force)
 	retire.RunE = c.run(func(cmd *cobra.Command, args []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, true)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		keys := keysService(off)
-		if err := c.retireCheck(ctx, keys, args[0]); err != nil {
-			return err
-		}
-		if err := c.confirm(force, fmt.Sprintf("Retire key %s? Its material is deleted from %s.", args[0], off.KeyringPath)); err != nil {
-			return err
-		}
-		if err := keys.Retire(ctx, actor(), args[0]); err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printJSON(map[string]string{"retired": args[0]})
-		}
-		c.printf("Retired key %s.\n", args[0])
-		return nil
+		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Offline) error {
+			keys := keysService(off)
+			if err := c.retireCheck(ctx, keys, args[0]); err != nil {
+				return err
+			}
+			if err := c.confirm(force, fmt.Sprintf("Retire key %s? Its material is deleted from %s.", args[0], off.KeyringPath)); err != nil {
+				return err
+			}
+			if err := keys.Retire(ctx, actor(), args[0]); err != nil {
+				return err
+			}
+			return c.printResult(map[string]string{"retired": args[0]}, "Retired key %s.\n", args[0])
+		})
 	})
 	return retire
 }

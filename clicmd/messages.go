@@ -1,6 +1,7 @@
 package clicmd
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/msgbroker/caddy-msgbroker/apperr"
 	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -81,36 +83,27 @@ time (2026-11-24T10:00:00Z), a date (2026-11-24, UTC) or an age such as
 			}
 			filter.Since = t
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		msgs, err := off.DB.Messages.List(ctx, filter)
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			out := make([]messageJSON, 0, len(msgs))
-			for i := range msgs {
-				out = append(out, messageOut(&msgs[i]))
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+			msgs, err := off.DB.Messages.List(ctx, filter)
+			if err != nil {
+				return err
 			}
-			return c.printJSON(out)
-		}
-		rows := make([][]string, 0, len(msgs))
-		for _, m := range msgs {
-			rows = append(rows, []string{m.MessageID, m.ClientID, m.SenderNumberMasked, m.Status,
-				strconv.Itoa(m.Attempts), timeText(m.CreatedAt)})
-		}
-		if err := c.table([]string{"MESSAGE ID", "CLIENT", "SENDER", "STATUS", "ATTEMPTS", "CREATED"}, rows); err != nil {
-			return err
-		}
-		if len(msgs) == limit {
-			fmt.Fprintf(c.io.err, "(the newest %d; use --limit or filters to see others)\n", limit)
-		}
-		return nil
+			if c.jsonOut {
+				return c.printJSON(jsonList(msgs, messageOut))
+			}
+			rows := make([][]string, 0, len(msgs))
+			for _, m := range msgs {
+				rows = append(rows, []string{m.MessageID, m.ClientID, m.SenderNumberMasked, m.Status,
+					strconv.Itoa(m.Attempts), timeText(m.CreatedAt)})
+			}
+			if err := c.table([]string{"MESSAGE ID", "CLIENT", "SENDER", "STATUS", "ATTEMPTS", "CREATED"}, rows); err != nil {
+				return err
+			}
+			if len(msgs) == limit {
+				fmt.Fprintf(c.io.err, "(the newest %d; use --limit or filters to see others)\n", limit)
+			}
+			return nil
+		})
 	})
 
 	var decrypt bool
@@ -129,40 +122,35 @@ that write fails.`,
 		if err != nil {
 			return err
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, decrypt)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		m, err := off.DB.Messages.GetByMessageID(ctx, id)
-		if errors.Is(err, storage.ErrNotFound) {
-			return apperr.New(apperr.NotFound, "message_not_found", "no message with id %s", id)
-		}
-		if err != nil {
-			return err
-		}
-		out := messageOut(m)
-		if decrypt {
-			plain, err := off.Keys.Decrypt(m.BodyEncrypted, []byte(m.MessageID))
-			outcome, details := storage.AuditSuccess, "channel: cli"
-			if err != nil {
-				outcome, details = storage.AuditFailure, "the body does not decrypt with the configured keyring"
-			}
-			if aerr := broker.Audit(ctx, off.DB, actor(), "message.decrypt", m.MessageID, outcome, details); aerr != nil {
-				return fmt.Errorf("not showing the body: %w", aerr)
+		return c.withOffline(cmd, decrypt, func(ctx context.Context, off *msgbroker.Offline) error {
+			m, err := off.DB.Messages.GetByMessageID(ctx, id)
+			if errors.Is(err, storage.ErrNotFound) {
+				return apperr.New(apperr.NotFound, "message_not_found", "no message with id %s", id)
 			}
 			if err != nil {
-				return fmt.Errorf("decrypting message %s (key %s): %w", m.MessageID, m.EncryptionKeyID, err)
+				return err
 			}
-			body := string(plain)
-			out.Body = &body
-		}
-		if c.jsonOut {
-			return c.printJSON(out)
-		}
-		return c.printMessage(out)
+			out := messageOut(m)
+			if decrypt {
+				plain, err := off.Keys.Decrypt(m.BodyEncrypted, []byte(m.MessageID))
+				outcome, details := storage.AuditSuccess, "channel: cli"
+				if err != nil {
+					outcome, details = storage.AuditFailure, "the body does not decrypt with the configured keyring"
+				}
+				if aerr := broker.Audit(ctx, off.DB, actor(), "message.decrypt", m.MessageID, outcome, details); aerr != nil {
+					return fmt.Errorf("not showing the body: %w", aerr)
+				}
+				if err != nil {
+					return fmt.Errorf("decrypting message %s (key %s): %w", m.MessageID, m.EncryptionKeyID, err)
+				}
+				body := string(plain)
+				out.Body = &body
+			}
+			if c.jsonOut {
+				return c.printJSON(out)
+			}
+			return c.printMessage(out)
+		})
 	})
 
 	cmd.AddCommand(list, view)

@@ -1,12 +1,14 @@
 package clicmd
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -19,27 +21,13 @@ func (c *cli) migrateCommand() *cobra.Command {
 		Args:  c.args(0, 0),
 	}
 	up.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.openDatabase(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		applied, err := storage.Migrate(ctx, off.DB.DB)
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printJSON(map[string][]string{"applied": nonNil(applied)})
-		}
-		if len(applied) == 0 {
-			c.printf("The database schema is up to date.\n")
-		}
-		for _, name := range applied {
-			c.printf("Applied %s\n", name)
-		}
-		return nil
+		return c.withDatabase(cmd, func(ctx context.Context, off *msgbroker.Offline) error {
+			applied, err := storage.Migrate(ctx, off.DB.DB)
+			if err != nil {
+				return err
+			}
+			return c.printMigrated("applied", "Applied", "The database schema is up to date.", applied)
+		})
 	})
 
 	var force bool
@@ -48,7 +36,7 @@ func (c *cli) migrateCommand() *cobra.Command {
 		Short: "Rolls back the last N migrations (default 1), dropping what they created",
 		Args:  c.args(0, 1),
 	}
-	down.Flags().BoolVarP(&force, "force", "f", false, "Do not ask for confirmation")
+	forceFlag(down, &force)
 	down.RunE = c.run(func(cmd *cobra.Command, args []string) error {
 		steps := 1
 		if len(args) == 1 {
@@ -58,31 +46,17 @@ func (c *cli) migrateCommand() *cobra.Command {
 			}
 			steps = n
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.openDatabase(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		question := fmt.Sprintf("Roll back the last %d migration(s)? Tables and columns they created are dropped with their data.", steps)
-		if err := c.confirm(force, question); err != nil {
-			return err
-		}
-		rolledBack, err := storage.MigrateDown(ctx, off.DB.DB, steps)
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printJSON(map[string][]string{"rolled_back": nonNil(rolledBack)})
-		}
-		if len(rolledBack) == 0 {
-			c.printf("No migration is applied; nothing to roll back.\n")
-		}
-		for _, name := range rolledBack {
-			c.printf("Rolled back %s\n", name)
-		}
-		return nil
+		return c.withDatabase(cmd, func(ctx context.Context, off *msgbroker.Offline) error {
+			question := fmt.Sprintf("Roll back the last %d migration(s)? Tables and columns they created are dropped with their data.", steps)
+			if err := c.confirm(force, question); err != nil {
+				return err
+			}
+			rolledBack, err := storage.MigrateDown(ctx, off.DB.DB, steps)
+			if err != nil {
+				return err
+			}
+			return c.printMigrated("rolled_back", "Rolled back", "No migration is applied; nothing to roll back.", rolledBack)
+		})
 	})
 
 	status := &cobra.Command{
@@ -91,52 +65,63 @@ func (c *cli) migrateCommand() *cobra.Command {
 		Args:  c.args(0, 0),
 	}
 	status.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.openDatabase(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		states, err := storage.MigrationStatus(ctx, off.DB.DB)
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			type state struct {
-				Name      string     `json:"name"`
-				Status    string     `json:"status"`
-				AppliedAt *time.Time `json:"applied_at"`
+		return c.withDatabase(cmd, func(ctx context.Context, off *msgbroker.Offline) error {
+			states, err := storage.MigrationStatus(ctx, off.DB.DB)
+			if err != nil {
+				return err
 			}
-			out := make([]state, 0, len(states))
-			for _, s := range states {
-				st := state{Name: s.Name, Status: migrationStatus(s)}
-				if s.Applied {
-					st.AppliedAt = &s.AppliedAt
+			if c.jsonOut {
+				type state struct {
+					Name      string     `json:"name"`
+					Status    string     `json:"status"`
+					AppliedAt *time.Time `json:"applied_at"`
 				}
-				out = append(out, st)
+				out := make([]state, 0, len(states))
+				for _, s := range states {
+					st := state{Name: s.Name, Status: migrationStatus(s)}
+					if s.Applied {
+						st.AppliedAt = &s.AppliedAt
+					}
+					out = append(out, st)
+				}
+				return c.printJSON(out)
 			}
-			return c.printJSON(out)
-		}
-		rows := make([][]string, 0, len(states))
-		pending := 0
-		for _, s := range states {
-			if !s.Applied {
-				pending++
+			rows := make([][]string, 0, len(states))
+			pending := 0
+			for _, s := range states {
+				if !s.Applied {
+					pending++
+				}
+				rows = append(rows, []string{s.Name, migrationStatus(s), timeText(s.AppliedAt)})
 			}
-			rows = append(rows, []string{s.Name, migrationStatus(s), timeText(s.AppliedAt)})
-		}
-		if err := c.table([]string{"MIGRATION", "STATUS", "APPLIED AT"}, rows); err != nil {
-			return err
-		}
-		if pending > 0 {
-			fmt.Fprintf(c.io.err, "%d pending; apply with 'caddy msgbroker migrate up'.\n", pending)
-		}
-		return nil
+			if err := c.table([]string{"MIGRATION", "STATUS", "APPLIED AT"}, rows); err != nil {
+				return err
+			}
+			if pending > 0 {
+				fmt.Fprintf(c.io.err, "%d pending; apply with 'caddy msgbroker migrate up'.\n", pending)
+			}
+			return nil
+		})
 	})
 
 	cmd.AddCommand(up, down, status)
 	return cmd
+}
+
+// printMigrated reports the migrations that up or down went through: as
+// {jsonKey: names} with --json, otherwise a line "verb name" each, or the
+// sentence none when there were none.
+func (c *cli) printMigrated(jsonKey, verb, none string, names []string) error {
+	if c.jsonOut {
+		return c.printJSON(map[string][]string{jsonKey: nonNil(names)})
+	}
+	if len(names) == 0 {
+		c.printf("%s\n", none)
+	}
+	for _, name := range names {
+		c.printf("%s %s\n", verb, name)
+	}
+	return nil
 }
 
 func migrationStatus(s storage.MigrationState) string {

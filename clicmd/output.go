@@ -71,6 +71,26 @@ func (c *cli) printJSON(v any) error {
 	return nil
 }
 
+// printResult reports the outcome of a command that changes one thing: v
+// as JSON with --json, otherwise the sentence format describes.
+func (c *cli) printResult(v any, format string, args ...any) error {
+	if c.jsonOut {
+		return c.printJSON(v)
+	}
+	c.printf(format, args...)
+	return nil
+}
+
+// jsonList converts the rows of a list command to their JSON form. It is
+// never nil, so that an empty list prints as [] rather than null.
+func jsonList[T, J any](rows []T, toJSON func(*T) J) []J {
+	out := make([]J, 0, len(rows))
+	for i := range rows {
+		out = append(out, toJSON(&rows[i]))
+	}
+	return out
+}
+
 // printf writes a line for people; --json output stays pure.
 func (c *cli) printf(format string, args ...any) {
 	if !c.jsonOut {

@@ -1,12 +1,14 @@
 package clicmd
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
 func (c *cli) statsCommand() *cobra.Command {
@@ -16,22 +18,17 @@ func (c *cli) statsCommand() *cobra.Command {
 		Args:  c.args(0, 0),
 	}
 	cmd.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, false)
-		if err != nil {
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+			s, err := broker.CollectStats(ctx, off.DB, c.io.now())
+			if err != nil {
+				return err
+			}
+			if c.jsonOut {
+				return c.printJSON(s)
+			}
+			_, err = fmt.Fprint(c.io.out, statsText(s))
 			return err
-		}
-		defer c.closeOffline(off)
-		s, err := broker.CollectStats(ctx, off.DB, c.io.now())
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printJSON(s)
-		}
-		_, err = fmt.Fprint(c.io.out, statsText(s))
-		return err
+		})
 	})
 	return cmd
 }

@@ -1,6 +1,7 @@
 package clicmd
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -33,6 +34,20 @@ func usersService(off *msgbroker.Offline) *broker.Users {
 	return &broker.Users{Store: off.DB, Logger: off.App.Logger()}
 }
 
+// withUser runs fn on the user that ref (an id or an email) names, with
+// the users service it was looked up through, so that commands acting on
+// one user fail alike when it does not exist.
+func (c *cli) withUser(cmd *cobra.Command, ref string, fn func(ctx context.Context, svc *broker.Users, u *storage.User) error) error {
+	return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+		svc := usersService(off)
+		u, err := svc.Lookup(ctx, ref)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, svc, u)
+	})
+}
+
 func (c *cli) userCommand() *cobra.Command {
 	cmd := c.group(&cobra.Command{Use: "user", Short: "Manages portal users"})
 
@@ -42,38 +57,29 @@ func (c *cli) userCommand() *cobra.Command {
 		Args:  c.args(0, 0),
 	}
 	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		users, err := off.DB.Users.List(ctx)
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			out := make([]userJSON, 0, len(users))
-			for i := range users {
-				out = append(out, userOut(&users[i]))
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+			users, err := off.DB.Users.List(ctx)
+			if err != nil {
+				return err
 			}
-			return c.printJSON(out)
-		}
-		now := c.io.now()
-		rows := make([][]string, 0, len(users))
-		for _, u := range users {
-			status := "active"
-			switch {
-			case !u.IsActive:
-				status = "inactive"
-			case u.LockedAt(now):
-				status = "locked"
+			if c.jsonOut {
+				return c.printJSON(jsonList(users, userOut))
 			}
-			rows = append(rows, []string{strconv.FormatInt(u.ID, 10), u.Email, u.Role, strPtrText(u.ClientID), status,
-				timePtrText(u.LastLoginAt), timeText(u.CreatedAt)})
-		}
-		return c.table([]string{"ID", "EMAIL", "ROLE", "CLIENT", "STATUS", "LAST LOGIN", "CREATED"}, rows)
+			now := c.io.now()
+			rows := make([][]string, 0, len(users))
+			for _, u := range users {
+				status := "active"
+				switch {
+				case !u.IsActive:
+					status = "inactive"
+				case u.LockedAt(now):
+					status = "locked"
+				}
+				rows = append(rows, []string{strconv.FormatInt(u.ID, 10), u.Email, u.Role, strPtrText(u.ClientID), status,
+					timePtrText(u.LastLoginAt), timeText(u.CreatedAt)})
+			}
+			return c.table([]string{"ID", "EMAIL", "ROLE", "CLIENT", "STATUS", "LAST LOGIN", "CREATED"}, rows)
+		})
 	})
 
 	var role, client string
@@ -96,26 +102,17 @@ admin sees all.`,
 		if role != storage.RoleAdmin && role != storage.RoleUser {
 			return usageErrorf("--role must be admin or user, not %q", role)
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		password, err := c.newPassword(passwordStdin)
-		if err != nil {
-			return err
-		}
-		u, err := usersService(off).Create(ctx, actor(), broker.NewUser{Email: args[0], Password: password, Role: role, ClientID: client})
-		if err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printJSON(userOut(u))
-		}
-		c.printf("Created user %d %s (%s).\n", u.ID, u.Email, u.Role)
-		return nil
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+			password, err := c.newPassword(passwordStdin)
+			if err != nil {
+				return err
+			}
+			u, err := usersService(off).Create(ctx, actor(), broker.NewUser{Email: args[0], Password: password, Role: role, ClientID: client})
+			if err != nil {
+				return err
+			}
+			return c.printResult(userOut(u), "Created user %d %s (%s).\n", u.ID, u.Email, u.Role)
+		})
 	})
 
 	var force bool
@@ -124,31 +121,17 @@ admin sees all.`,
 		Short: "Deletes a user (never the last active admin)",
 		Args:  c.args(1, 1),
 	}
-	del.Flags().BoolVarP(&force, "force", "f", false, "Do not ask for confirmation")
+	forceFlag(del, &force)
 	del.RunE = c.run(func(cmd *cobra.Command, args []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		svc := usersService(off)
-		u, err := svc.Lookup(ctx, args[0])
-		if err != nil {
-			return err
-		}
-		if err := c.confirm(force, fmt.Sprintf("Delete user %d %s (%s)?", u.ID, u.Email, u.Role)); err != nil {
-			return err
-		}
-		if err := svc.Delete(ctx, actor(), u.ID); err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printJSON(map[string]any{"deleted": userOut(u)})
-		}
-		c.printf("Deleted user %d %s.\n", u.ID, u.Email)
-		return nil
+		return c.withUser(cmd, args[0], func(ctx context.Context, svc *broker.Users, u *storage.User) error {
+			if err := c.confirm(force, fmt.Sprintf("Delete user %d %s (%s)?", u.ID, u.Email, u.Role)); err != nil {
+				return err
+			}
+			if err := svc.Delete(ctx, actor(), u.ID); err != nil {
+				return err
+			}
+			return c.printResult(map[string]any{"deleted": userOut(u)}, "Deleted user %d %s.\n", u.ID, u.Email)
+		})
 	})
 
 	var pwStdin bool
@@ -159,30 +142,16 @@ admin sees all.`,
 	}
 	password.Flags().BoolVar(&pwStdin, "password-stdin", false, "Read the password from stdin")
 	password.RunE = c.run(func(cmd *cobra.Command, args []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		off, err := c.open(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer c.closeOffline(off)
-		svc := usersService(off)
-		u, err := svc.Lookup(ctx, args[0])
-		if err != nil {
-			return err
-		}
-		pw, err := c.newPassword(pwStdin)
-		if err != nil {
-			return err
-		}
-		if err := svc.SetPassword(ctx, actor(), u.ID, pw); err != nil {
-			return err
-		}
-		if c.jsonOut {
-			return c.printJSON(map[string]any{"password_changed": userOut(u)})
-		}
-		c.printf("Changed the password of user %d %s.\n", u.ID, u.Email)
-		return nil
+		return c.withUser(cmd, args[0], func(ctx context.Context, svc *broker.Users, u *storage.User) error {
+			pw, err := c.newPassword(pwStdin)
+			if err != nil {
+				return err
+			}
+			if err := svc.SetPassword(ctx, actor(), u.ID, pw); err != nil {
+				return err
+			}
+			return c.printResult(map[string]any{"password_changed": userOut(u)}, "Changed the password of user %d %s.\n", u.ID, u.Email)
+		})
 	})
 
 	cmd.AddCommand(list, create, del, password)
