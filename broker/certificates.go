@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"time"
 
@@ -239,4 +240,40 @@ func errorSummary(err error) string {
 		return e.Code + ": " + e.Message
 	}
 	return "internal error"
+}
+
+// CRLValidity is how long a published CRL stays current (its nextUpdate).
+// Gateways serve a fresh one on every fetch; the window only bounds how
+// long another TLS terminator may keep using a copy.
+const CRLValidity = 24 * time.Hour
+
+// CRL returns a DER X.509 CRL, signed by the client-issuing intermediate,
+// listing every revoked certificate that has not expired yet (an expired
+// one is refused anyway). Its number is the Unix time of issue, so numbers
+// increase across nodes without coordination.
+func (c *Certificates) CRL(ctx context.Context) ([]byte, error) {
+	rows, err := c.Store.Clients.ListFilter(ctx, storage.ClientRevoked, "")
+	if err != nil {
+		return nil, fmt.Errorf("listing revoked certificates: %w", err)
+	}
+	now := time.Now()
+	revoked := make([]clientca.RevokedCert, 0, len(rows))
+	for _, row := range rows {
+		if row.NotAfter.Before(now) {
+			continue
+		}
+		entry := clientca.RevokedCert{SerialHex: row.SerialNumber, RevokedAt: row.UpdatedAt}
+		if row.RevokedAt != nil {
+			entry.RevokedAt = *row.RevokedAt
+		}
+		if row.RevocationReason != nil {
+			entry.Reason = *row.RevocationReason
+		}
+		revoked = append(revoked, entry)
+	}
+	der, err := c.Issuer.CRL(ctx, revoked, big.NewInt(now.Unix()), CRLValidity)
+	if err != nil {
+		return nil, fmt.Errorf("signing CRL: %w", err)
+	}
+	return der, nil
 }

@@ -22,6 +22,7 @@ func TestBinaryListsEveryModule(t *testing.T) {
 		"http.handlers.msgbroker_health",
 		"http.handlers.msgbroker_internal",
 		"http.handlers.msgbroker_docs",
+		"http.handlers.msgbroker_crl",
 		"tls.client_auth.verifier.msgbroker",
 	} {
 		if !strings.Contains("\n"+string(out), "\n"+id+"\n") {

@@ -148,6 +148,9 @@ http://127.0.0.1:%d {
 	handle /health {
 		msgbroker_health
 	}
+	handle /crl {
+		msgbroker_crl
+	}
 }
 `, g.globalOptions, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), extraOptions, g.mtlsPort, g.httpPort)
 }

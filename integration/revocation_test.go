@@ -3,7 +3,11 @@ package integration
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 
 	"github.com/msgbroker/caddy-msgbroker/broker"
 	"github.com/msgbroker/caddy-msgbroker/clientauth"
+	"github.com/msgbroker/caddy-msgbroker/internal/apivalidate"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
 
@@ -103,5 +108,70 @@ func TestCertificateIssuedElsewhereIsAcceptedAtOnce(t *testing.T) {
 	}
 	if r := g.call(g.client(&pair), "POST", "/internal/messages/register", registerBody("", "+4915200000011", "x")); r.Status != http.StatusCreated {
 		t.Fatalf("a certificate issued elsewhere = %d %s, want it accepted at once", r.Status, r.Raw)
+	}
+}
+
+// TestCRLListsRevokedCertificates fetches the published CRL after a
+// revocation and checks it as another TLS terminator would: signed by the
+// client-issuing intermediate, listing the serial, current.
+func TestCRLListsRevokedCertificates(t *testing.T) {
+	g := startGateway(t, "sqlite", "")
+	kept, _ := g.issue("proxy-kept", "proxy")
+	revokedCert, serial := g.issue("proxy-crl", "proxy")
+	certs, _ := g.app.Certificates(context.Background())
+	if _, err := certs.Revoke(context.Background(), adminActor, serial, "keyCompromise"); err != nil {
+		t.Fatal(err)
+	}
+	client := apivalidate.Client(t, &http.Client{Timeout: 10 * time.Second})
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/crl", g.httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/pkix-crl" {
+		t.Fatalf("GET /crl = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatalf("parsing the CRL: %v", err)
+	}
+	issuer, err := x509.ParseCertificate(revokedCert.Certificate[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(issuer); err != nil {
+		t.Fatalf("the CRL is not signed by the client-issuing intermediate: %v", err)
+	}
+	if time.Until(crl.NextUpdate) < 23*time.Hour {
+		t.Errorf("nextUpdate %s is too close", crl.NextUpdate)
+	}
+	listed := map[string]int{}
+	for _, entry := range crl.RevokedCertificateEntries {
+		listed[clientauth.SerialHex(entry.SerialNumber)] = entry.ReasonCode
+	}
+	if code, ok := listed[serial]; !ok || code != 1 {
+		t.Errorf("revoked serial %s listed=%t reason=%d, want listed with keyCompromise (1)", serial, ok, code)
+	}
+	keptLeaf, _ := x509.ParseCertificate(kept.Certificate[0])
+	if _, ok := listed[clientauth.SerialHex(keptLeaf.SerialNumber)]; ok {
+		t.Error("an active certificate is listed")
+	}
+	pemResp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/crl?format=pem", g.httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBody, _ := io.ReadAll(pemResp.Body)
+	pemResp.Body.Close()
+	if !strings.HasPrefix(string(pemBody), "-----BEGIN X509 CRL-----") {
+		t.Errorf("format=pem answered %q", pemBody[:min(40, len(pemBody))])
+	}
+	bad, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/crl?format=txt", g.httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Body.Close()
+	if bad.StatusCode != http.StatusBadRequest {
+		t.Errorf("format=txt = %d, want 400", bad.StatusCode)
 	}
 }

@@ -57,6 +57,12 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/openapi"
 )
 
+func init() {
+	// Content types of the CRL route that kin-openapi does not know.
+	openapi3filter.RegisterBodyDecoder("application/pkix-crl", openapi3filter.FileBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("application/x-pem-file", openapi3filter.PlainBodyDecoder)
+}
+
 // Document loads and validates the OpenAPI document, failing the test if
 // it is invalid. Each call returns a new copy the caller may modify.
 func Document(t testing.TB) *openapi3.T {
