@@ -22,7 +22,7 @@ type DatabaseConfig struct {
 	// {env.MSGBROKER_DB_DSN} so the password stays out of the config.
 	DSN string `json:"dsn,omitempty"`
 
-	// Maximum open connections (default: 20 for mysql, 4 for sqlite).
+	// Maximum open connections (default: 20 for mysql, 8 for sqlite).
 	MaxOpenConns int `json:"max_open_conns,omitempty"`
 
 	// Maximum idle connections kept in the pool (default: max_open_conns).
