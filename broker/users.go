@@ -170,10 +170,15 @@ func (s *Users) Delete(ctx context.Context, actor Actor, id int64) error {
 		err = s.keepAnAdmin(ctx, u, storage.RoleUser, false)
 	}
 	if err == nil {
-		err = s.Store.Users.Delete(ctx, id)
-		if errors.Is(err, storage.ErrNotFound) {
+		// keepAnAdmin gives the friendly answer; the repository enforces the
+		// rule atomically against a concurrent deletion of the other admin.
+		err = s.Store.Users.DeleteUnlessLastAdmin(ctx, id)
+		switch {
+		case errors.Is(err, storage.ErrLastAdmin):
+			err = apperr.New(apperr.Conflict, "last_admin", "user %d (%s) is the last active administrator; create another admin first", u.ID, u.Email)
+		case errors.Is(err, storage.ErrNotFound):
 			err = apperr.New(apperr.NotFound, "user_not_found", "no user %d", id)
-		} else if err != nil {
+		case err != nil:
 			err = fmt.Errorf("deleting user %d: %w", id, err)
 		}
 	}

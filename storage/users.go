@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -171,4 +173,35 @@ func (r *UserRepo) LockUntil(ctx context.Context, id int64, until time.Time) err
 		return dbError(err, "locking user %d", id)
 	}
 	return requireRow(res, "locking user %d", id)
+}
+
+// ErrLastAdmin is returned by DeleteUnlessLastAdmin for the last active
+// administrator.
+var ErrLastAdmin = errors.New("the last active administrator")
+
+// DeleteUnlessLastAdmin deletes the user with id unless it is the last
+// active administrator. The check and the delete run in one transaction
+// that locks the administrators' rows (MySQL) or the database (SQLite's
+// immediate transactions), so two concurrent deletions cannot each see the
+// other admin and remove both.
+func (r *UserRepo) DeleteUnlessLastAdmin(ctx context.Context, id int64) error {
+	return r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var admins []int64
+		q := tx.NewSelect().Model((*User)(nil)).Column("id").
+			Where("role = ?", RoleAdmin).Where("is_active = ?", true)
+		if Dialect(r.db) == DriverMySQL {
+			q = q.For("UPDATE")
+		}
+		if err := q.Scan(ctx, &admins); err != nil {
+			return dbError(err, "locking administrators")
+		}
+		if len(admins) == 1 && admins[0] == id {
+			return fmt.Errorf("deleting user %d: %w", id, ErrLastAdmin)
+		}
+		res, err := tx.NewDelete().Model((*User)(nil)).Where("id = ?", id).Exec(ctx)
+		if err != nil {
+			return dbError(err, "deleting user %d", id)
+		}
+		return requireRow(res, "deleting user %d", id)
+	})
 }

@@ -2,8 +2,10 @@ package storage_test
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,6 +196,62 @@ func TestUserLoginFailuresLockTheAccount(t *testing.T) {
 		}
 		if got.FailedLogins != 5 || got.LockedUntil != nil {
 			t.Errorf("without lockout: failed_logins %d, locked_until %v; want 5 and never locked", got.FailedLogins, got.LockedUntil)
+		}
+	})
+}
+
+// TestConcurrentDeletionsKeepOneAdmin deletes the only two admins at the
+// same time, many times over: exactly one deletion may succeed each round.
+func TestConcurrentDeletionsKeepOneAdmin(t *testing.T) {
+	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		ctx := testContext(t)
+		repo := storage.New(db).Users
+		for round := range 10 {
+			var ids [2]int64
+			for i := range ids {
+				u := &storage.User{Email: fmt.Sprintf("admin-%d-%d@example.com", round, i), PasswordHash: "x",
+					Role: storage.RoleAdmin, IsActive: true}
+				if err := repo.Create(ctx, u); err != nil {
+					t.Fatal(err)
+				}
+				ids[i] = u.ID
+			}
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i := range ids {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[i] = repo.DeleteUnlessLastAdmin(ctx, ids[i])
+				}()
+			}
+			wg.Wait()
+			deleted := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					deleted++
+				case !errors.Is(err, storage.ErrLastAdmin):
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+			if deleted != 1 {
+				t.Fatalf("round %d: %d of the two last admins deleted", round, deleted)
+			}
+			counts, _ := repo.CountByRole(ctx)
+			if counts[storage.RoleAdmin] != 1 {
+				t.Fatalf("round %d: %d admins left", round, counts[storage.RoleAdmin])
+			}
+			// Demote the survivor so the next round starts with no admin.
+			for i, err := range errs {
+				if errors.Is(err, storage.ErrLastAdmin) {
+					u, _ := repo.GetByID(ctx, ids[i])
+					u.Role = storage.RoleUser
+					if err := repo.Update(ctx, u); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
 		}
 	})
 }
