@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -69,8 +70,8 @@ func TestEmbeddedDefaultRunsFromAFreshDirectory(t *testing.T) {
 	}
 	run := exec.Command(bin, "run", "--config", "Caddyfile.example")
 	run.Dir = dir
-	var logs strings.Builder
-	run.Stdout, run.Stderr = &logs, &logs
+	logs := &lockedBuffer{}
+	run.Stdout, run.Stderr = logs, logs
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,4 +102,22 @@ func TestEmbeddedDefaultRunsFromAFreshDirectory(t *testing.T) {
 	if !strings.Contains(logs.String(), "DEVELOPMENT ENCRYPTION KEY GENERATED") {
 		t.Errorf("no loud log line about the generated development key:\n%s", logs.String())
 	}
+}
+
+// lockedBuffer collects a child process's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
