@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math/big"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,16 +94,12 @@ func NewRegistry(source Source, logger *zap.Logger) *Registry {
 	return &Registry{source: source, logger: logger, now: time.Now, entries: map[string]Entry{}}
 }
 
-// SerialHex is the canonical text form of a certificate serial, as stored
-// in clients.serial_number (clientca.SerialHex).
-func SerialHex(n *big.Int) string { return clientca.SerialHex(n) }
-
 // Check returns the entry for leaf when it may be used now: its serial is
 // registered, active, unexpired, and registered to this very certificate
 // (same CN and SHA-256 fingerprint, so another certificate from the same
 // CA that happens to share a serial is refused).
 func (r *Registry) Check(leaf *x509.Certificate) (Entry, error) {
-	serial := SerialHex(leaf.SerialNumber)
+	serial := clientca.SerialHex(leaf.SerialNumber)
 	r.mu.RLock()
 	e, ok := r.entries[serial]
 	loaded := r.loaded
@@ -224,13 +219,6 @@ func entryOf(c storage.Client) Entry {
 	}
 }
 
-// Len returns the number of certificates known.
-func (r *Registry) Len() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.entries)
-}
-
 // Run keeps the registry fresh until ctx ends: it polls every interval and,
 // when rdb is not nil, applies each serial another node announces at once.
 func (r *Registry) Run(ctx context.Context, interval time.Duration, rdb redis.UniversalClient) {
@@ -268,12 +256,21 @@ func (r *Registry) Announce(ctx context.Context, serial string, rdb redis.Univer
 	if err := r.RefreshSerial(ctx, serial); err != nil {
 		return err
 	}
+	if err := Publish(ctx, rdb, serial); err != nil {
+		r.logger.Warn("announcing a client certificate change through redis failed; other nodes will see it when they poll",
+			zap.String("serial", serial), zap.Error(err))
+	}
+	return nil
+}
+
+// Publish tells every node listening on Channel that serial changed; with
+// no Redis (rdb nil) it does nothing and the nodes' polls catch up.
+func Publish(ctx context.Context, rdb redis.UniversalClient, serial string) error {
 	if rdb == nil {
 		return nil
 	}
 	if err := rdb.Publish(ctx, Channel, serial).Err(); err != nil {
-		r.logger.Warn("announcing a client certificate change through redis failed; other nodes will see it when they poll",
-			zap.String("serial", serial), zap.Error(err))
+		return fmt.Errorf("publishing change of certificate %s: %w", serial, err)
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ func (f *fixture) register(cert *x509.Certificate, skew time.Duration) {
 	f.t.Helper()
 	stamp := time.Now().Add(skew)
 	err := f.repo.Insert(f.ctx, &storage.Client{
-		ClientID: cert.Subject.CommonName, SerialNumber: SerialHex(cert.SerialNumber),
+		ClientID: cert.Subject.CommonName, SerialNumber: clientca.SerialHex(cert.SerialNumber),
 		FingerprintSHA256: clientca.Fingerprint(cert), Role: storage.ClientRoleProxy, Status: storage.ClientActive,
 		Subject: "CN=" + cert.Subject.CommonName, IssuedAt: cert.NotBefore, NotAfter: cert.NotAfter, CreatedBy: "test",
 		CreatedAt: stamp, UpdatedAt: stamp,
@@ -72,7 +72,7 @@ func (f *fixture) register(cert *x509.Certificate, skew time.Duration) {
 
 func (f *fixture) revoke(cert *x509.Certificate) {
 	f.t.Helper()
-	if err := f.repo.Revoke(f.ctx, SerialHex(cert.SerialNumber), "test", time.Now()); err != nil {
+	if err := f.repo.Revoke(f.ctx, clientca.SerialHex(cert.SerialNumber), "test", time.Now()); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -128,7 +128,7 @@ func TestRevocationIsSeenDespiteAFastClockElsewhere(t *testing.T) {
 	f.refresh()
 
 	f.revoke(victim)
-	if err := f.reg.RefreshSerial(f.ctx, SerialHex(victim.SerialNumber)); err != nil {
+	if err := f.reg.RefreshSerial(f.ctx, clientca.SerialHex(victim.SerialNumber)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.reg.Check(victim); !errors.Is(err, ErrRevoked) {
@@ -151,13 +151,13 @@ func TestOlderSnapshotDoesNotUndoARevocation(t *testing.T) {
 	cert := leaf(t, 20, "proxy-s")
 	f.register(cert, 0)
 	f.refresh()
-	stale, err := f.repo.GetBySerial(f.ctx, SerialHex(cert.SerialNumber))
+	stale, err := f.repo.GetBySerial(f.ctx, clientca.SerialHex(cert.SerialNumber))
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
 	f.revoke(cert)
-	if err := f.reg.RefreshSerial(f.ctx, SerialHex(cert.SerialNumber)); err != nil {
+	if err := f.reg.RefreshSerial(f.ctx, clientca.SerialHex(cert.SerialNumber)); err != nil {
 		t.Fatal(err)
 	}
 	f.reg.mu.Lock()

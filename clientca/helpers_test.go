@@ -77,7 +77,15 @@ func writeCaddyRoot(t testing.TB, st certmagic.Storage, caID string, notBefore t
 		IsCA:                  true,
 		MaxPathLen:            1,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	return signAndStore(t, st, caID, "root", tmpl, tmpl, key, key), key
+}
+
+// signAndStore signs tmpl for key with parent/parentKey and stores the
+// certificate and key as pki/authorities/<caID>/<name>.crt and .key, the
+// way Caddy's pki app keeps them.
+func signAndStore(t testing.TB, st certmagic.Storage, caID, name string, tmpl, parent *x509.Certificate, key, parentKey crypto.Signer) *x509.Certificate {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +99,13 @@ func writeCaddyRoot(t testing.TB, st certmagic.Storage, caID string, notBefore t
 	}
 	ctx := context.Background()
 	prefix := path.Join("pki", "authorities", caID)
-	if err := st.Store(ctx, path.Join(prefix, "root.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
+	if err := st.Store(ctx, path.Join(prefix, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Store(ctx, path.Join(prefix, "root.key"), keyPEM); err != nil {
+	if err := st.Store(ctx, path.Join(prefix, name+".key"), keyPEM); err != nil {
 		t.Fatal(err)
 	}
-	return cert, key
+	return cert
 }
 
 // writeCaddyIntermediate stores a Caddy-style short-lived intermediate
@@ -123,27 +131,7 @@ func writeCaddyIntermediate(t testing.TB, st certmagic.Storage, caID string, roo
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, root, key.Public(), rootKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, err := certmagic.PEMEncodePrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	prefix := path.Join("pki", "authorities", caID)
-	if err := st.Store(ctx, path.Join(prefix, "intermediate.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Store(ctx, path.Join(prefix, "intermediate.key"), keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	return signAndStore(t, st, caID, "intermediate", tmpl, root, key, rootKey)
 }
 
 // fixture is a storage with a Caddy-style root and an issuer on a test clock.

@@ -117,3 +117,14 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }
+
+// AllowReads answers 405 with `Allow: GET, HEAD` and returns false unless
+// r is a GET or HEAD, for the read-only routes.
+func AllowReads(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	WriteError(w, Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed here; use GET", r.Method))
+	return false
+}

@@ -131,20 +131,7 @@ func newCLIEnv(t *testing.T, dialect string) *cliEnv {
 	}
 }
 
-https://localhost:%d {
-	tls internal {
-		client_auth {
-			mode require_and_verify
-			trust_pool pki_root {
-				authority local
-			}
-			verifier msgbroker
-		}
-	}
-	msgbroker_internal
-	respond 404
-}
-`, e.adminPort, filepath.Join(dir, "caddy"), database, e.secretsDir(), e.mtlsPort)
+%s`, e.adminPort, filepath.Join(dir, "caddy"), database, e.secretsDir(), internalSite(e.mtlsPort))
 	if err := os.WriteFile(e.caddyfile, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -114,6 +114,25 @@ func (g *gateway) waitForServerCertificate() {
 	}
 }
 
+// internalSite is the Caddyfile site of the internal API: mutual TLS with
+// the local CA and the msgbroker verifier, as in Caddyfile.example.
+func internalSite(port int) string {
+	return fmt.Sprintf(`https://localhost:%d {
+	tls internal {
+		client_auth {
+			mode require_and_verify
+			trust_pool pki_root {
+				authority local
+			}
+			verifier msgbroker
+		}
+	}
+	msgbroker_internal
+	respond 404
+}
+`, port)
+}
+
 func (g *gateway) config(databaseLine, extraOptions string) string {
 	return fmt.Sprintf(`{
 	%s
@@ -130,20 +149,7 @@ func (g *gateway) config(databaseLine, extraOptions string) string {
 	}
 }
 
-https://localhost:%d {
-	tls internal {
-		client_auth {
-			mode require_and_verify
-			trust_pool pki_root {
-				authority local
-			}
-			verifier msgbroker
-		}
-	}
-	msgbroker_internal
-	respond 404
-}
-
+%s
 http://127.0.0.1:%d {
 	handle /health {
 		msgbroker_health
@@ -152,7 +158,7 @@ http://127.0.0.1:%d {
 		msgbroker_crl
 	}
 }
-`, g.globalOptions, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), extraOptions, g.mtlsPort, g.httpPort)
+`, g.globalOptions, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), extraOptions, internalSite(g.mtlsPort), g.httpPort)
 }
 
 // issue makes a client certificate through the broker's one issuing path.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/msgbroker/caddy-msgbroker/broker"
 	"github.com/msgbroker/caddy-msgbroker/clientauth"
+	"github.com/msgbroker/caddy-msgbroker/clientca"
 	"github.com/msgbroker/caddy-msgbroker/internal/apivalidate"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
@@ -60,7 +61,7 @@ func TestRevocationByAnotherNodeIsPickedUpByPolling(t *testing.T) {
 	}
 	revokeBehindTheGatewaysBack(t, g, serial)
 	took := waitRefused(t, g, &cert, 5*time.Second)
-	t.Logf("revocation enforced after %s (poll interval 200ms; the 1s target is measured by integration/loadtest)", took)
+	t.Logf("revocation enforced after %s (poll interval 200ms)", took)
 	handshakeRefused(t, g, &cert, "revoked elsewhere")
 }
 
@@ -85,6 +86,7 @@ func TestRevocationAnnouncedThroughRedis(t *testing.T) {
 	}
 	took := waitRefused(t, g, &cert, 5*time.Second)
 	t.Logf("revocation enforced %s after the announcement", took)
+	handshakeRefused(t, g, &cert, "revoked and announced")
 }
 
 // TestCertificateIssuedElsewhereIsAcceptedAtOnce issues a certificate the
@@ -148,13 +150,13 @@ func TestCRLListsRevokedCertificates(t *testing.T) {
 	}
 	listed := map[string]int{}
 	for _, entry := range crl.RevokedCertificateEntries {
-		listed[clientauth.SerialHex(entry.SerialNumber)] = entry.ReasonCode
+		listed[clientca.SerialHex(entry.SerialNumber)] = entry.ReasonCode
 	}
 	if code, ok := listed[serial]; !ok || code != 1 {
 		t.Errorf("revoked serial %s listed=%t reason=%d, want listed with keyCompromise (1)", serial, ok, code)
 	}
 	keptLeaf, _ := x509.ParseCertificate(kept.Certificate[0])
-	if _, ok := listed[clientauth.SerialHex(keptLeaf.SerialNumber)]; ok {
+	if _, ok := listed[clientca.SerialHex(keptLeaf.SerialNumber)]; ok {
 		t.Error("an active certificate is listed")
 	}
 	pemResp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/crl?format=pem", g.httpPort))

@@ -62,11 +62,11 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision gets the msgbroker app.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	app, err := ctx.App(msgbroker.AppName)
+	app, err := msgbroker.From(ctx)
 	if err != nil {
 		return err
 	}
-	h.app = app.(*msgbroker.App)
+	h.app = app
 	h.logger = ctx.Logger()
 	h.mu = new(sync.Mutex)
 	return nil
@@ -74,10 +74,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP answers GET and HEAD with the current CRL.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusMethodNotAllowed, "method_not_allowed",
-			"%s is not allowed here; use GET", r.Method))
+	if !httpapi.AllowReads(w, r) {
 		return nil
 	}
 	format := r.URL.Query().Get("format")

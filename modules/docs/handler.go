@@ -157,10 +157,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotFound, "not_found", "no documentation asset at %s", r.URL.Path))
 		return nil
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		header.Set("Allow", "GET, HEAD")
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusMethodNotAllowed, "method_not_allowed",
-			"%s is not allowed here; use GET", r.Method))
+	if !httpapi.AllowReads(w, r) {
 		return nil
 	}
 	header.Set("ETag", res.etag)

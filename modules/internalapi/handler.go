@@ -76,11 +76,11 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision gets the msgbroker app.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	app, err := ctx.App(msgbroker.AppName)
+	app, err := msgbroker.From(ctx)
 	if err != nil {
 		return err
 	}
-	h.app = app.(*msgbroker.App)
+	h.app = app
 	h.logger = ctx.Logger()
 	return nil
 }
@@ -204,16 +204,18 @@ func verifiedLeaf(r *http.Request) *x509.Certificate {
 	return r.TLS.VerifiedChains[0][0]
 }
 
+// certificateCodes are the error codes of the registry's refusals.
+var certificateCodes = map[error]string{
+	clientauth.ErrUnknown:  "certificate_unknown",
+	clientauth.ErrRevoked:  "certificate_revoked",
+	clientauth.ErrExpired:  "certificate_expired",
+	clientauth.ErrMismatch: "certificate_mismatch",
+}
+
 func certificateError(err error) error {
-	code := map[error]string{
-		clientauth.ErrUnknown:  "certificate_unknown",
-		clientauth.ErrRevoked:  "certificate_revoked",
-		clientauth.ErrExpired:  "certificate_expired",
-		clientauth.ErrMismatch: "certificate_mismatch",
-	}
-	for sentinel, c := range code {
+	for sentinel, code := range certificateCodes {
 		if errors.Is(err, sentinel) {
-			return httpapi.Errorf(http.StatusForbidden, c, "%s", err.Error())
+			return httpapi.Errorf(http.StatusForbidden, code, "%s", err.Error())
 		}
 	}
 	return httpapi.Unavailable(err)

@@ -200,11 +200,9 @@ func (a *App) Validate() error {
 		return err
 	}
 	if a.Redis != nil {
-		if err := a.Redis.validate(); err != nil {
-			return err
-		}
+		return a.Redis.validate()
 	}
-	return a.secrets.validate(a.DevKeysDir != "")
+	return nil
 }
 
 // Start opens the database and Redis, generates development keys when
@@ -380,6 +378,16 @@ func (a *App) Messages(ctx context.Context) (*broker.Messages, error) {
 	return a.messages, nil
 }
 
+// From returns the msgbroker app of the config ctx belongs to, for the
+// modules (handlers, the verifier) that work with its services.
+func From(ctx caddy.Context) (*App, error) {
+	app, err := ctx.App(AppName)
+	if err != nil {
+		return nil, err
+	}
+	return app.(*App), nil
+}
+
 // ErrNotReady is returned by the accessors when the app could not acquire
 // its resources.
 var ErrNotReady = errors.New("msgbroker app is not ready")
@@ -431,14 +439,11 @@ func (a *App) JWTKey() []byte {
 	return a.jwtKey
 }
 
-// Metrics returns the broker's Prometheus collectors.
-func (a *App) Metrics() *Metrics { return a.metrics }
-
 // Logger returns the app's logger.
 func (a *App) Logger() *zap.Logger { return a.logger }
 
-// CAName returns the ID of the pki CA that issues client certificates.
-func (a *App) CAName() string { return a.CA }
+// Metrics returns the broker's Prometheus collectors.
+func (a *App) Metrics() *Metrics { return a.metrics }
 
 // now is the app's clock; a function so tests of time-dependent health
 // states stay readable.

@@ -20,7 +20,6 @@ type Metrics struct {
 	MessagesFailed      *prometheus.CounterVec
 	CertificatesIssued  prometheus.Counter
 	CertificatesRevoked prometheus.Counter
-	DecryptionsTotal    *prometheus.CounterVec
 	HealthChecksTotal   *prometheus.CounterVec
 }
 
@@ -76,10 +75,6 @@ func newMetrics() *Metrics {
 			Namespace: ns, Name: "certificates_revoked_total",
 			Help: "Client certificates revoked.",
 		}),
-		DecryptionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Name: "decryptions_total",
-			Help: "Message bodies decrypted, by channel (portal, cli).",
-		}, []string{"channel"}),
 		HealthChecksTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "health_checks_total",
 			Help: "Health checks answered, by overall status.",
@@ -90,7 +85,7 @@ func newMetrics() *Metrics {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.RequestsTotal, m.RequestDuration, m.MessagesRegistered, m.MessagesDelivered,
-		m.MessagesFailed, m.CertificatesIssued, m.CertificatesRevoked, m.DecryptionsTotal,
+		m.MessagesFailed, m.CertificatesIssued, m.CertificatesRevoked,
 		m.HealthChecksTotal,
 	}
 }

@@ -157,12 +157,18 @@ func (o *Offline) openRest(ctx context.Context, storageRaw json.RawMessage, name
 // announce tells running gateways at once through Redis; without Redis they
 // see the change at their next poll (revocation_poll_interval).
 func (o *Offline) announce(ctx context.Context, serial string) {
-	if o.Redis == nil {
-		return
-	}
-	if err := o.Redis.Publish(ctx, clientauth.Channel, serial).Err(); err != nil {
+	if err := clientauth.Publish(ctx, o.redisClient(), serial); err != nil {
 		o.App.logger.Warn("announcing the change through redis failed; gateways will see it when they poll", zap.Error(err))
 	}
+}
+
+// redisClient returns Redis as the interface clientauth takes: a nil
+// *redis.Client must become a nil interface, not a non-nil one holding nil.
+func (o *Offline) redisClient() redis.UniversalClient {
+	if o.Redis == nil {
+		return nil
+	}
+	return o.Redis
 }
 
 // openStorage loads the config's storage module (Caddy's default file

@@ -82,15 +82,14 @@ func resolveSecrets(a *App) (resolvedSecrets, error) {
 	return s, nil
 }
 
-func (s resolvedSecrets) validate(dev bool) error {
+// validate checks the secrets that are set; resolveSecrets has already
+// refused missing ones outside development mode.
+func (s resolvedSecrets) validate() error {
 	if s.hashKey != "" && len(s.hashKey) < minHashKeyLen {
 		return fmt.Errorf("msgbroker: hash_key must be at least %d bytes", minHashKeyLen)
 	}
 	if s.jwtSecret != "" && len(s.jwtSecret) < minJWTSecretLen {
 		return fmt.Errorf("msgbroker: jwt_secret must be at least %d bytes", minJWTSecretLen)
-	}
-	if !dev && (s.keyringPath == "" || s.hashKey == "" || s.jwtSecret == "") {
-		return errors.New("msgbroker: encryption_key_file, hash_key and jwt_secret are required")
 	}
 	return nil
 }
@@ -99,7 +98,7 @@ func (s resolvedSecrets) validate(dev bool) error {
 // that development mode will generate are left for Start.
 func (a *App) loadExistingKeys() error {
 	s := a.secrets
-	if err := s.validate(a.DevKeysDir != ""); err != nil {
+	if err := s.validate(); err != nil {
 		return err
 	}
 	if _, err := os.Stat(s.keyringPath); err == nil {

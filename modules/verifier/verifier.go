@@ -36,7 +36,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/clientauth"
+	"github.com/msgbroker/caddy-msgbroker/clientca"
 	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
@@ -62,11 +62,11 @@ func (Verifier) CaddyModule() caddy.ModuleInfo {
 
 // Provision gets the msgbroker app.
 func (v *Verifier) Provision(ctx caddy.Context) error {
-	app, err := ctx.App(msgbroker.AppName)
+	app, err := msgbroker.From(ctx)
 	if err != nil {
 		return err
 	}
-	v.app = app.(*msgbroker.App)
+	v.app = app
 	v.logger = ctx.Logger()
 	return nil
 }
@@ -91,7 +91,7 @@ func (v *Verifier) VerifyClientCertificate(rawCerts [][]byte, verifiedChains [][
 		return fmt.Errorf("msgbroker: client certificate registry unavailable")
 	}
 	if _, err := registry.CheckFresh(ctx, leaf); err != nil {
-		v.logger.Info("client certificate refused", zap.String("serial", clientauth.SerialHex(leaf.SerialNumber)),
+		v.logger.Info("client certificate refused", zap.String("serial", clientca.SerialHex(leaf.SerialNumber)),
 			zap.String("client_id", leaf.Subject.CommonName), zap.String("reason", err.Error()))
 		return fmt.Errorf("msgbroker: %w", err)
 	}
