@@ -7,7 +7,7 @@
 package caddymsgbroker
 
 import (
-	_ "github.com/msgbroker/caddy-msgbroker/clicmd"
+	_ "github.com/msgbroker/caddy-msgbroker/internal/cli"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/crl"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/docs"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/health"

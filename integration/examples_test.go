@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 )
 
 // TestExampleClientsTalkToTheGateway builds the example proxy and worker

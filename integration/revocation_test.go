@@ -13,9 +13,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/msgbroker/caddy-msgbroker/broker"
-	"github.com/msgbroker/caddy-msgbroker/clientauth"
-	"github.com/msgbroker/caddy-msgbroker/clientca"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/certregistry"
+	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/internal/apivalidate"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
@@ -81,7 +81,7 @@ func TestRevocationAnnouncedThroughRedis(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
-	if err := rdb.Publish(context.Background(), clientauth.Channel, serial).Err(); err != nil {
+	if err := rdb.Publish(context.Background(), certregistry.Channel, serial).Err(); err != nil {
 		t.Fatal(err)
 	}
 	took := waitRefused(t, g, &cert, 5*time.Second)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/msgbroker/caddy-msgbroker/keyring"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 )
 
 // TestSecretsAndBodiesNeverReachLogsOrConfig runs a gateway logging at

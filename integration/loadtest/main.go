@@ -38,7 +38,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	_ "github.com/msgbroker/caddy-msgbroker"
-	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 

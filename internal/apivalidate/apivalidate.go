@@ -54,7 +54,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
-	"github.com/msgbroker/caddy-msgbroker/openapi"
+	"github.com/msgbroker/caddy-msgbroker/internal/openapi"
 )
 
 func init() {

@@ -48,9 +48,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/broker"
-	"github.com/msgbroker/caddy-msgbroker/clientauth"
-	"github.com/msgbroker/caddy-msgbroker/httpapi"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/certregistry"
+	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
@@ -92,7 +92,7 @@ type route struct {
 	name   string
 	method string
 	role   string
-	serve  func(h *Handler, w http.ResponseWriter, r *http.Request, client clientauth.Entry, param string) error
+	serve  func(h *Handler, w http.ResponseWriter, r *http.Request, client certregistry.Entry, param string) error
 }
 
 // match finds the route of a path; param is the {id} of the status route.
@@ -130,7 +130,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("Allow", rt.method)
 		err = httpapi.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s", r.Method, rt.method)
 	default:
-		var client clientauth.Entry
+		var client certregistry.Entry
 		client, err = h.authorize(r, rt.role)
 		if err == nil {
 			err = rt.serve(h, w, r, client, param)
@@ -174,15 +174,15 @@ func (h *Handler) observe(method, endpoint string, status int, elapsed time.Dura
 
 // authorize identifies the caller by its verified certificate and checks
 // that the certificate is active and carries the role the route needs.
-func (h *Handler) authorize(r *http.Request, role string) (clientauth.Entry, error) {
+func (h *Handler) authorize(r *http.Request, role string) (certregistry.Entry, error) {
 	leaf := verifiedLeaf(r)
 	if leaf == nil {
-		return clientauth.Entry{}, httpapi.Errorf(http.StatusUnauthorized, "client_certificate_required",
+		return certregistry.Entry{}, httpapi.Errorf(http.StatusUnauthorized, "client_certificate_required",
 			"the internal API needs a client certificate issued by the broker's CA")
 	}
 	registry, err := h.app.Registry(r.Context())
 	if err != nil {
-		return clientauth.Entry{}, httpapi.Unavailable(err)
+		return certregistry.Entry{}, httpapi.Unavailable(err)
 	}
 	entry, err := registry.Check(leaf)
 	if err != nil {
@@ -206,10 +206,10 @@ func verifiedLeaf(r *http.Request) *x509.Certificate {
 
 // certificateCodes are the error codes of the registry's refusals.
 var certificateCodes = map[error]string{
-	clientauth.ErrUnknown:  "certificate_unknown",
-	clientauth.ErrRevoked:  "certificate_revoked",
-	clientauth.ErrExpired:  "certificate_expired",
-	clientauth.ErrMismatch: "certificate_mismatch",
+	certregistry.ErrUnknown:  "certificate_unknown",
+	certregistry.ErrRevoked:  "certificate_revoked",
+	certregistry.ErrExpired:  "certificate_expired",
+	certregistry.ErrMismatch: "certificate_mismatch",
 }
 
 func certificateError(err error) error {
@@ -236,7 +236,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	return body, nil
 }
 
-func (h *Handler) register(w http.ResponseWriter, r *http.Request, client clientauth.Entry, _ string) error {
+func (h *Handler) register(w http.ResponseWriter, r *http.Request, client certregistry.Entry, _ string) error {
 	body, err := h.readBody(w, r)
 	if err != nil {
 		return err
@@ -263,7 +263,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, client client
 	return nil
 }
 
-func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, client clientauth.Entry, _ string) error {
+func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, client certregistry.Entry, _ string) error {
 	body, err := h.readBody(w, r)
 	if err != nil {
 		return err
@@ -285,7 +285,7 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, client clienta
 	return nil
 }
 
-func (h *Handler) status(w http.ResponseWriter, r *http.Request, client clientauth.Entry, rawID string) error {
+func (h *Handler) status(w http.ResponseWriter, r *http.Request, client certregistry.Entry, rawID string) error {
 	id, err := broker.ParseMessageID(rawID)
 	if err != nil {
 		return err
@@ -313,7 +313,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, client clientau
 
 // recordTransition counts and logs a state change that actually happened
 // (not a repeated confirmation).
-func (h *Handler) recordTransition(worker clientauth.Entry, state broker.State, req broker.StatusRequest) {
+func (h *Handler) recordTransition(worker certregistry.Entry, state broker.State, req broker.StatusRequest) {
 	if !state.Changed {
 		return
 	}

@@ -53,11 +53,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/broker"
-	"github.com/msgbroker/caddy-msgbroker/clientauth"
-	"github.com/msgbroker/caddy-msgbroker/clientca"
-	"github.com/msgbroker/caddy-msgbroker/keyring"
-	"github.com/msgbroker/caddy-msgbroker/phone"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/certregistry"
+	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
+	"github.com/msgbroker/caddy-msgbroker/internal/phone"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -128,7 +128,7 @@ type App struct {
 	keys     *keyring.Keyring
 	hasher   *phone.Hasher
 	jwtKey   []byte
-	registry *clientauth.Registry
+	registry *certregistry.Registry
 	messages *broker.Messages
 	certs    *broker.Certificates
 	batcher  *storage.MessageBatcher
@@ -296,7 +296,7 @@ func (a *App) acquire(ctx context.Context) error {
 		a.mu.Unlock()
 	}
 
-	registry := clientauth.NewRegistry(db.store.Clients, a.logger.Named("clients"))
+	registry := certregistry.NewRegistry(db.store.Clients, a.logger.Named("clients"))
 	if err := registry.Refresh(ctx); err != nil {
 		return err
 	}
@@ -316,7 +316,7 @@ func (a *App) acquire(ctx context.Context) error {
 
 // buildCertificates sets up the one certificate issuer, over the CA keys in
 // Caddy's storage, where the pki app keeps them.
-func (a *App) buildCertificates(store *storage.Store, registry *clientauth.Registry) error {
+func (a *App) buildCertificates(store *storage.Store, registry *certregistry.Registry) error {
 	name := ""
 	if ca, err := a.certificateAuthority(); err == nil {
 		name = ca.Name
@@ -359,7 +359,7 @@ func (a *App) Certificates(ctx context.Context) (*broker.Certificates, error) {
 }
 
 // Registry returns the in-memory registry of client certificates.
-func (a *App) Registry(ctx context.Context) (*clientauth.Registry, error) {
+func (a *App) Registry(ctx context.Context) (*certregistry.Registry, error) {
 	if err := a.ensureReady(ctx); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
 	}

@@ -17,7 +17,7 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
-	"github.com/msgbroker/caddy-msgbroker/keyring"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/keyring"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 )
 
 // keyringWatchInterval is how often the keyring file is checked for a

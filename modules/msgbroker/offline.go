@@ -11,11 +11,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/broker"
-	"github.com/msgbroker/caddy-msgbroker/clientauth"
-	"github.com/msgbroker/caddy-msgbroker/clientca"
-	"github.com/msgbroker/caddy-msgbroker/keyring"
-	"github.com/msgbroker/caddy-msgbroker/phone"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/certregistry"
+	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
+	"github.com/msgbroker/caddy-msgbroker/internal/phone"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -157,12 +157,12 @@ func (o *Offline) openRest(ctx context.Context, storageRaw json.RawMessage, name
 // announce tells running gateways at once through Redis; without Redis they
 // see the change at their next poll (revocation_poll_interval).
 func (o *Offline) announce(ctx context.Context, serial string) {
-	if err := clientauth.Publish(ctx, o.redisClient(), serial); err != nil {
+	if err := certregistry.Publish(ctx, o.redisClient(), serial); err != nil {
 		o.App.logger.Warn("announcing the change through redis failed; gateways will see it when they poll", zap.Error(err))
 	}
 }
 
-// redisClient returns Redis as the interface clientauth takes: a nil
+// redisClient returns Redis as the interface certregistry takes: a nil
 // *redis.Client must become a nil interface, not a non-nil one holding nil.
 func (o *Offline) redisClient() redis.UniversalClient {
 	if o.Redis == nil {

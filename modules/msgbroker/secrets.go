@@ -13,8 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/keyring"
-	"github.com/msgbroker/caddy-msgbroker/phone"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
+	"github.com/msgbroker/caddy-msgbroker/internal/phone"
 )
 
 // Minimum secret sizes. The hash key guards phone numbers against brute

@@ -1,4 +1,4 @@
-package clicmd
+package cli
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 )
 
 // streams are the terminal the commands talk to; tests replace them.

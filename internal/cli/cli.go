@@ -1,4 +1,4 @@
-// Package clicmd adds the broker's admin CLI to the caddy command as
+// Package cli adds the broker's admin CLI to the caddy command as
 // `caddy msgbroker …`: users, client certificates, messages, statistics,
 // migrations, encryption keys and the built-in device directory.
 //
@@ -12,7 +12,7 @@
 // Output is an aligned table (or a short sentence) by default and JSON with
 // --json. Exit codes: 0 success, 1 failure, 2 usage error (unknown command
 // or flag, bad argument, or a confirmation that cannot be asked).
-package clicmd
+package cli
 
 import (
 	"context"
@@ -25,8 +25,8 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
-	"github.com/msgbroker/caddy-msgbroker/apperr"
-	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )

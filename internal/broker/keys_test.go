@@ -10,10 +10,10 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/msgbroker/caddy-msgbroker/apperr"
-	"github.com/msgbroker/caddy-msgbroker/broker"
-	"github.com/msgbroker/caddy-msgbroker/keyring"
-	"github.com/msgbroker/caddy-msgbroker/phone"
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
+	"github.com/msgbroker/caddy-msgbroker/internal/phone"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )

@@ -8,7 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/msgbroker/caddy-msgbroker/apperr"
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 )
 
 // decodeJSON decodes one JSON object from data into v. Unknown fields are

@@ -1,4 +1,4 @@
-package clicmd
+package cli
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/msgbroker/caddy-msgbroker/apperr"
-	"github.com/msgbroker/caddy-msgbroker/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 )
 
 // fakeTerminal is a terminal for the prompts: lines typed in, passwords

@@ -1,4 +1,4 @@
-package clicmd
+package cli
 
 import "testing"
 

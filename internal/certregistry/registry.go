@@ -1,10 +1,10 @@
-// Package clientauth decides whether a client certificate may be used: an
+// Package certregistry decides whether a client certificate may be used: an
 // in-memory registry of every issued certificate (active and revoked),
 // loaded from the clients table and kept fresh at once on the node that
 // made a change, through Redis pub/sub between nodes, and by polling. The
 // TLS handshake verifier and the internal API consult it, so a check costs
 // a map lookup, not a query.
-package clientauth
+package certregistry
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/clientca"
+	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 

@@ -1,4 +1,4 @@
-package clientauth
+package certregistry
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/clientca"
+	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/msgbroker/caddy-msgbroker/apperr"
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 )
 
 func TestDecodeRegisterRejectsMalformedInput(t *testing.T) {
