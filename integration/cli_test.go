@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
+	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )

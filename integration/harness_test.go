@@ -20,8 +20,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/apivalidate"
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"

@@ -13,10 +13,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/msgbroker/caddy-msgbroker/internal/apivalidate"
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/certregistry"
 	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
-	"github.com/msgbroker/caddy-msgbroker/internal/apivalidate"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
 

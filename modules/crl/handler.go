@@ -29,8 +29,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
 	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
+	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 

@@ -16,9 +16,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apivalidate"
+	"github.com/msgbroker/caddy-msgbroker/internal/openapi"
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 	"github.com/msgbroker/caddy-msgbroker/modules/docs"
-	"github.com/msgbroker/caddy-msgbroker/internal/openapi"
 )
 
 // startDocs runs a real Caddy with msgbroker_docs in front of a respond

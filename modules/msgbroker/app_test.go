@@ -16,8 +16,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	_ "github.com/go-sql-driver/mysql"
 
-	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
+	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )

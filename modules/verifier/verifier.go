@@ -36,8 +36,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
+	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
