@@ -30,7 +30,7 @@ func TestExampleClientsTalkToTheGateway(t *testing.T) {
 		return out
 	}
 	files := func(clientID, role string) []string {
-		certs, _ := g.app.Certificates(context.Background())
+		certs := g.services().Certificates
 		issued, _, err := certs.Issue(context.Background(), broker.Actor{Name: "examples-test"},
 			broker.IssueRequest{ClientID: clientID, Role: role})
 		if err != nil {

@@ -161,13 +161,20 @@ http://127.0.0.1:%d {
 `, g.globalOptions, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), extraOptions, internalSite(g.mtlsPort), g.httpPort)
 }
 
+// services returns the running gateway's services.
+func (g *gateway) services() *msgbroker.Services {
+	g.t.Helper()
+	s, err := g.app.Services(context.Background())
+	if err != nil {
+		g.t.Fatalf("the gateway's services: %v", err)
+	}
+	return s
+}
+
 // issue makes a client certificate through the broker's one issuing path.
 func (g *gateway) issue(clientID, role string) (tls.Certificate, string) {
 	g.t.Helper()
-	certs, err := g.app.Certificates(context.Background())
-	if err != nil {
-		g.t.Fatal(err)
-	}
+	certs := g.services().Certificates
 	issued, row, err := certs.Issue(context.Background(), broker.Actor{Name: "integration-test"},
 		broker.IssueRequest{ClientID: clientID, Role: role, Days: 365})
 	if err != nil {

@@ -88,7 +88,7 @@ func TestInternalMessageLifecycle(t *testing.T) {
 		}
 
 		// The stored row: body encrypted, number hashed and masked.
-		store, _ := g.app.Store(context.Background())
+		store := g.services().Store
 		row, err := store.Messages.GetByMessageID(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
@@ -97,7 +97,7 @@ func TestInternalMessageLifecycle(t *testing.T) {
 			row.SenderNumberHash == "" || strings.Contains(row.SenderNumberHash, "4915200000000") {
 			t.Errorf("stored row not protected: %+v", row)
 		}
-		body, err := g.app.Keyring().Decrypt(row.BodyEncrypted, []byte(id))
+		body, err := g.services().Keyring().Decrypt(row.BodyEncrypted, []byte(id))
 		if err != nil || string(body) != "hello" {
 			t.Errorf("stored body decrypts to %q, %v", body, err)
 		}
@@ -219,7 +219,7 @@ func TestInternalHandshakeRefusals(t *testing.T) {
 			handshakeRefused(t, g, &foreign, "foreign CA")
 		})
 		t.Run("unknown serial from our CA", func(t *testing.T) {
-			issuer, err := clientca.New(clientca.Config{CAID: "local", Storage: g.app.CertmagicStorage()})
+			issuer, err := clientca.New(clientca.Config{CAID: "local", Storage: g.services().CertStorage})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -239,7 +239,7 @@ func TestInternalHandshakeRefusals(t *testing.T) {
 			if r := g.call(kept, "POST", "/internal/messages/register", registerBody("", "+4915200000002", "before")); r.Status != http.StatusCreated {
 				t.Fatalf("before revocation = %d %s", r.Status, r.Raw)
 			}
-			certs, _ := g.app.Certificates(context.Background())
+			certs := g.services().Certificates
 			revokedBefore := g.metric("msgbroker_certificates_revoked_total")
 			// Revoke by the serial as `openssl x509 -serial` prints it.
 			if _, err := certs.Revoke(context.Background(), adminActor, openSSLSerial(serial), "compromised"); err != nil {
@@ -294,7 +294,7 @@ func TestConcurrentStatusUpdatesLoseNothing(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		store, _ := g.app.Store(context.Background())
+		store := g.services().Store
 		row, err := store.Messages.GetByMessageID(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)

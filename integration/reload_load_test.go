@@ -68,12 +68,12 @@ func TestReloadsUnderLoadLoseNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := app.(*msgbroker.App).Store(context.Background())
+	svcs, err := app.(*msgbroker.App).Services(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range acknowledged {
-		if _, err := store.Messages.GetByMessageID(context.Background(), id); err != nil {
+		if _, err := svcs.Store.Messages.GetByMessageID(context.Background(), id); err != nil {
 			t.Errorf("acknowledged message %s is missing: %v", id, err)
 		}
 	}

@@ -25,10 +25,7 @@ import (
 // refresh paths.
 func revokeBehindTheGatewaysBack(t *testing.T, g *gateway, serial string) {
 	t.Helper()
-	store, err := g.app.Store(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := g.services().Store
 	if err := store.Clients.Revoke(context.Background(), serial, "revoked elsewhere", time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +92,7 @@ func TestRevocationAnnouncedThroughRedis(t *testing.T) {
 // serial refreshes the registry and succeeds.
 func TestCertificateIssuedElsewhereIsAcceptedAtOnce(t *testing.T) {
 	g := startGateway(t, "mysql", "revocation_poll_interval 1h")
-	running, err := g.app.Certificates(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	running := g.services().Certificates
 	elsewhere := &broker.Certificates{Store: running.Store, Issuer: running.Issuer}
 	issued, _, err := elsewhere.Issue(context.Background(), adminActor, broker.IssueRequest{ClientID: "proxy-cli", Role: "proxy"})
 	if err != nil {
@@ -120,7 +114,7 @@ func TestCRLListsRevokedCertificates(t *testing.T) {
 	g := startGateway(t, "sqlite", "")
 	kept, _ := g.issue("proxy-kept", "proxy")
 	revokedCert, serial := g.issue("proxy-crl", "proxy")
-	certs, _ := g.app.Certificates(context.Background())
+	certs := g.services().Certificates
 	if _, err := certs.Revoke(context.Background(), adminActor, serial, "keyCompromise"); err != nil {
 		t.Fatal(err)
 	}

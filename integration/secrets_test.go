@@ -36,7 +36,7 @@ func TestSecretsAndBodiesNeverReachLogsOrConfig(t *testing.T) {
 	g := startConfigured(t, &gateway{globalOptions: "log {\n\t\toutput file " + logFile + "\n\t\tlevel DEBUG\n\t}"},
 		databaseConfig(t, "sqlite"),
 		"encryption_key_file "+keyringPath+"\n\t\thash_key {env.IT_HASH_KEY}\n\t\tjwt_secret {env.IT_JWT_SECRET}")
-	if g.app.Keyring().PrimaryID() != kr.PrimaryID() {
+	if g.services().Keyring().PrimaryID() != kr.PrimaryID() {
 		t.Fatal("the gateway does not use the keyring file given")
 	}
 
@@ -46,7 +46,7 @@ func TestSecretsAndBodiesNeverReachLogsOrConfig(t *testing.T) {
 	if r := g.call(g.client(&cert), "POST", "/internal/messages/register", registerBody(uuid.NewString(), number, body)); r.Status != http.StatusCreated {
 		t.Fatalf("register = %d %s", r.Status, r.Raw)
 	}
-	certs, _ := g.app.Certificates(context.Background())
+	certs := g.services().Certificates
 	if _, err := certs.Revoke(context.Background(), adminActor, serial, "test"); err != nil {
 		t.Fatal(err)
 	}

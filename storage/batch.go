@@ -68,7 +68,7 @@ func (b *MessageBatcher) Insert(ctx context.Context, m *Message) error {
 	case <-b.done:
 		return b.repo.Insert(ctx, m)
 	case <-ctx.Done():
-		return ctx.Err()
+		return dbError(ctx.Err(), "queueing message %s", m.MessageID)
 	}
 	// Once queued the row will be written whatever happens to ctx; wait for
 	// the outcome so the answer tells the truth.

@@ -9,33 +9,48 @@ import (
 	"net"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// Sentinel errors returned (wrapped) by the repositories, so that callers can
-// map them to HTTP status codes with errors.Is.
+// Storage classifies its own errors into the broker's one error type, so
+// that nothing above it needs to know a driver: the repositories return
+// (wrapped) ErrNotFound, ErrConflict or an apperr.Unavailable error where
+// the driver's error means that, and callers test them with errors.Is or
+// apperr.KindOf. Callers usually replace not-found and conflict with an
+// error that names what was not found.
 var (
 	// ErrNotFound means no row matched.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = apperr.New(apperr.NotFound, "not_found", "not found")
 	// ErrConflict means the write would violate a unique constraint or a
 	// state precondition (for example revoking a revoked certificate).
-	ErrConflict = errors.New("conflict")
+	ErrConflict = apperr.New(apperr.Conflict, "conflict", "conflict")
 )
 
 // mysqlDuplicateEntry is ER_DUP_ENTRY, raised for unique and primary keys.
 const mysqlDuplicateEntry = 1062
 
-// dbError wraps err with the operation described by format and args, adding
-// ErrNotFound or ErrConflict to the chain where the driver error means that.
+// dbError wraps err with the operation described by format and args, and
+// classifies it: ErrNotFound, ErrConflict or an Unavailable apperr where the
+// driver error means that.
 func dbError(err error, format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), classify(err))
+}
+
+// classify puts err into the apperr kind its driver error means.
+func classify(err error) error {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		err = ErrNotFound
+		return ErrNotFound
 	case isUniqueViolation(err):
-		err = fmt.Errorf("%w: %w", ErrConflict, err)
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	case IsUnavailable(err):
+		return apperr.Wrap(err, apperr.Unavailable, "database_unavailable",
+			"the database is unavailable; retry later")
 	}
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+	return err
 }
 
 // isUniqueViolation reports whether err is a unique or primary key violation

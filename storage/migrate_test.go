@@ -238,7 +238,8 @@ func assertTablesPresent(t *testing.T, db *bun.DB) {
 	}
 }
 
-func TestSeedQueriesRunUnchanged(t *testing.T) {
+// The queries the original PHP admin tools ran keep working on the schema.
+func TestOriginalAdminQueriesRunUnchanged(t *testing.T) {
 	eachConfig(t, func(t *testing.T, cfg storage.Config) {
 		ctx := testContext(t)
 		db := openDB(t, cfg)
@@ -263,13 +264,13 @@ func TestSeedQueriesRunUnchanged(t *testing.T) {
 		}
 
 		var delivered int64
-		mustNoErr(t, db.QueryRowContext(ctx, "SELECT COUNT(*) FROM messages WHERE status = 'delivered'").Scan(&delivered), "seed count query")
+		mustNoErr(t, db.QueryRowContext(ctx, "SELECT COUNT(*) FROM messages WHERE status = 'delivered'").Scan(&delivered), "original count query")
 		if delivered != 3 {
 			t.Errorf("delivered count = %d, want 3", delivered)
 		}
 
 		rows, err := db.QueryContext(ctx, "SELECT client_id, COUNT(*) as total FROM messages GROUP BY client_id")
-		mustNoErr(t, err, "seed group query")
+		mustNoErr(t, err, "original group query")
 		perClient := map[string]int64{}
 		for rows.Next() {
 			var client string
@@ -283,9 +284,9 @@ func TestSeedQueriesRunUnchanged(t *testing.T) {
 		}
 
 		var entries []storage.AuditEntry
-		mustNoErr(t, db.NewRaw("SELECT * FROM audit_log ORDER BY created_at DESC LIMIT 10").Scan(ctx, &entries), "seed audit query")
+		mustNoErr(t, db.NewRaw("SELECT * FROM audit_log ORDER BY created_at DESC LIMIT 10").Scan(ctx, &entries), "original audit query")
 		if len(entries) != 10 || !entries[0].CreatedAt.Equal(baseTime.Add(11*time.Minute)) || !entries[9].CreatedAt.Equal(baseTime.Add(2*time.Minute)) {
-			t.Errorf("seed audit query returned %d entries from %v to %v", len(entries), entries[0].CreatedAt, entries[len(entries)-1].CreatedAt)
+			t.Errorf("original audit query returned %d entries from %v to %v", len(entries), entries[0].CreatedAt, entries[len(entries)-1].CreatedAt)
 		}
 	})
 }

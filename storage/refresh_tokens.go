@@ -84,7 +84,7 @@ func (r *RefreshTokenRepo) revoke(ctx context.Context, where string, arg any, at
 		Where("revoked_at IS NULL")
 	res, err := execWrite(ctx, q)
 	if err != nil {
-		return 0, err
+		return 0, dbError(err, "revoking refresh tokens")
 	}
 	return res.RowsAffected()
 }

@@ -177,11 +177,11 @@ func mtlsClient(dir, base string, concurrency int) (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs, err := app.(*msgbroker.App).Certificates(context.Background())
+	svcs, err := app.(*msgbroker.App).Services(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	issued, _, err := certs.Issue(context.Background(), broker.Actor{Name: "loadtest"},
+	issued, _, err := svcs.Certificates.Issue(context.Background(), broker.Actor{Name: "loadtest"},
 		broker.IssueRequest{ClientID: "load-proxy", Role: "proxy"})
 	if err != nil {
 		return nil, err

@@ -15,8 +15,9 @@
 //     every path: 404 for a path the document does not have (validated
 //     against components/responses/NotFound when it is JSON), and 405 for a
 //     method a documented path does not have (validated against
-//     components/responses/MethodNotAllowed, and its Allow header must list
-//     exactly the documented methods);
+//     components/responses/MethodNotAllowed when it is JSON, else
+//     ReadOnlyMethodNotAllowed, and its Allow header must list exactly the
+//     documented methods);
 //   - the response must be documented for the operation: status, headers,
 //     content type and body, for every status, errors included. Response
 //     schemas are closed (additionalProperties: false), so an undocumented
@@ -279,7 +280,11 @@ func (v *validator) checkUndocumented(req *http.Request, resp *http.Response, re
 		if allow := allowHeader(resp.Header); !slices.Equal(allow, documented) {
 			problems = append(problems, fmt.Sprintf("Allow lists %v, the document has %v for this path", allow, documented))
 		}
-		if p := v.validateShared(req, "MethodNotAllowed", resp, respBody); p != "" {
+		shared := "MethodNotAllowed"
+		if !isJSON(resp.Header) {
+			shared = "ReadOnlyMethodNotAllowed"
+		}
+		if p := v.validateShared(req, shared, resp, respBody); p != "" {
 			problems = append(problems, p)
 		}
 		return problems

@@ -1,7 +1,9 @@
-// Package apperr is the error vocabulary of the broker's domain services:
-// each error has a kind (what went wrong, for the caller to map to an HTTP
-// status or an exit code), a stable machine-readable code and a message
-// safe to show to the client. It knows nothing of HTTP.
+// Package apperr is the broker's one error type: each error has a kind
+// (what went wrong, for the caller to map to an HTTP status or an exit
+// code), a stable machine-readable code, a message safe to show to the
+// client and, for logs only, a cause. Domain services, storage and the
+// handlers all speak it; internal/httpapi maps it to HTTP in one place. It
+// knows nothing of HTTP.
 package apperr
 
 import (
@@ -23,9 +25,11 @@ const (
 	Conflict
 	Unavailable
 	TooManyRequests
+	MethodNotAllowed
+	UnsupportedMediaType
 )
 
-// Error is a domain error.
+// Error is the broker's error.
 type Error struct {
 	Kind    Kind
 	Code    string

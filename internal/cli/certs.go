@@ -88,8 +88,8 @@ func (c *cli) certCommand() *cobra.Command {
 		default:
 			return usageErrorf("--status must be active, revoked or expired, not %q", status)
 		}
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
-			certs, err := off.DB.Clients.ListFilter(ctx, stored, client)
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
+			certs, err := off.Store.Clients.ListFilter(ctx, stored, client)
 			if err != nil {
 				return err
 			}
@@ -160,7 +160,7 @@ are printed as PEM.`,
 		if err := refuseExisting(files); err != nil {
 			return err
 		}
-		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Offline) error {
+		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Services) error {
 			issued, row, err := off.Certificates.Issue(ctx, actor(), broker.IssueRequest{ClientID: clientID, Role: role, Days: days, CSRPEM: csr})
 			if err != nil {
 				return err
@@ -297,7 +297,7 @@ interval (default 1s).`,
 		if strings.TrimSpace(reason) == "" {
 			return usageErrorf("--reason is required")
 		}
-		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Offline) error {
+		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Services) error {
 			if preview := previewRevocation(ctx, off, target); len(preview) > 0 {
 				if err := c.confirm(force, fmt.Sprintf("Revoke %s?", strings.Join(preview, ", "))); err != nil {
 					return err
@@ -321,14 +321,14 @@ interval (default 1s).`,
 
 // previewRevocation describes the active certificates target names, for
 // the confirmation; the revocation itself decides again.
-func previewRevocation(ctx context.Context, off *msgbroker.Offline, target string) []string {
-	if cl, err := off.DB.Clients.GetBySerial(ctx, strings.ToLower(strings.ReplaceAll(target, ":", ""))); err == nil {
+func previewRevocation(ctx context.Context, off *msgbroker.Services, target string) []string {
+	if cl, err := off.Store.Clients.GetBySerial(ctx, strings.ToLower(strings.ReplaceAll(target, ":", ""))); err == nil {
 		if cl.Status != storage.ClientActive {
 			return nil
 		}
 		return []string{fmt.Sprintf("certificate %s of %s", cl.SerialNumber, cl.ClientID)}
 	}
-	active, err := off.DB.Clients.ListFilter(ctx, storage.ClientActive, target)
+	active, err := off.Store.Clients.ListFilter(ctx, storage.ClientActive, target)
 	if err != nil {
 		return nil
 	}

@@ -211,7 +211,7 @@ func message(err error) string {
 // migrations are applied when the config's auto_migrate is on (the SQLite
 // default), as the gateway would at start; otherwise they are an error
 // pointing at 'migrate up'.
-func (c *cli) open(ctx context.Context, withKeys bool) (*msgbroker.Offline, error) {
+func (c *cli) open(ctx context.Context, withKeys bool) (*msgbroker.Services, error) {
 	off, err := c.openDatabase(ctx, withKeys)
 	if err != nil {
 		return nil, err
@@ -225,12 +225,12 @@ func (c *cli) open(ctx context.Context, withKeys bool) (*msgbroker.Offline, erro
 
 // openDatabase opens the services without looking at the schema, for the
 // migrate commands.
-func (c *cli) openDatabase(ctx context.Context, withKeys bool) (*msgbroker.Offline, error) {
+func (c *cli) openDatabase(ctx context.Context, withKeys bool) (*msgbroker.Services, error) {
 	cfgJSON, err := c.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	return msgbroker.OpenOffline(ctx, cfgJSON, msgbroker.OfflineOptions{SkipKeys: !withKeys, Logger: caddy.Log()})
+	return msgbroker.OpenServices(ctx, cfgJSON, msgbroker.OpenOptions{DatabaseOnly: !withKeys, Logger: caddy.Log()})
 }
 
 // loadConfig returns the adapted config JSON.
@@ -245,8 +245,8 @@ func (c *cli) loadConfig() ([]byte, error) {
 	return cfgJSON, nil
 }
 
-func (c *cli) ensureSchema(ctx context.Context, off *msgbroker.Offline) error {
-	states, err := storage.MigrationStatus(ctx, off.DB.DB)
+func (c *cli) ensureSchema(ctx context.Context, off *msgbroker.Services) error {
+	states, err := storage.MigrationStatus(ctx, off.Store.DB)
 	if err != nil {
 		return err
 	}
@@ -259,16 +259,10 @@ func (c *cli) ensureSchema(ctx context.Context, off *msgbroker.Offline) error {
 	if pending == 0 {
 		return nil
 	}
-	// The same default as the gateway: on for sqlite, off for mysql.
-	db := off.App.Database
-	auto := db.Driver == storage.DriverSQLite
-	if db.AutoMigrate != nil {
-		auto = *db.AutoMigrate
-	}
-	if !auto {
+	if !off.AutoMigrate {
 		return fmt.Errorf("the database schema has %d pending migration(s); apply them with 'caddy msgbroker migrate up'", pending)
 	}
-	applied, err := storage.Migrate(ctx, off.DB.DB)
+	applied, err := storage.Migrate(ctx, off.Store.DB)
 	if err != nil {
 		return err
 	}
@@ -301,13 +295,13 @@ func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 
 // offlineAction is the work of a command on the broker's opened services,
 // under the command's context.
-type offlineAction func(ctx context.Context, off *msgbroker.Offline) error
+type offlineAction func(ctx context.Context, off *msgbroker.Services) error
 
 // withOffline runs fn on the services that open provides (the keyring,
 // hasher and issuer only with withKeys), so that every command gets the
 // same signal handling, schema check and closing.
 func (c *cli) withOffline(cmd *cobra.Command, withKeys bool, fn offlineAction) error {
-	return c.withOpened(cmd, func(ctx context.Context) (*msgbroker.Offline, error) {
+	return c.withOpened(cmd, func(ctx context.Context) (*msgbroker.Services, error) {
 		return c.open(ctx, withKeys)
 	}, fn)
 }
@@ -315,14 +309,14 @@ func (c *cli) withOffline(cmd *cobra.Command, withKeys bool, fn offlineAction) e
 // withDatabase runs fn on the database alone, without the schema check of
 // withOffline: the migrate commands are what makes the schema current.
 func (c *cli) withDatabase(cmd *cobra.Command, fn offlineAction) error {
-	return c.withOpened(cmd, func(ctx context.Context) (*msgbroker.Offline, error) {
+	return c.withOpened(cmd, func(ctx context.Context) (*msgbroker.Services, error) {
 		return c.openDatabase(ctx, false)
 	}, fn)
 }
 
 // withOpened opens the services under the command's context, runs fn and
 // closes them again before the context is cancelled.
-func (c *cli) withOpened(cmd *cobra.Command, open func(context.Context) (*msgbroker.Offline, error), fn offlineAction) error {
+func (c *cli) withOpened(cmd *cobra.Command, open func(context.Context) (*msgbroker.Services, error), fn offlineAction) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
 	off, err := open(ctx)
@@ -335,7 +329,7 @@ func (c *cli) withOpened(cmd *cobra.Command, open func(context.Context) (*msgbro
 
 // closeOffline releases the services; a failure there does not change the
 // outcome of the command.
-func (c *cli) closeOffline(off *msgbroker.Offline) {
+func (c *cli) closeOffline(off *msgbroker.Services) {
 	if err := off.Close(); err != nil {
 		fmt.Fprintf(c.io.err, "warning: closing the database: %v\n", err)
 	}

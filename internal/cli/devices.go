@@ -55,8 +55,8 @@ func (c *cli) deviceCommand() *cobra.Command {
 	}
 	list.Flags().StringVar(&user, "user", "", "Only the devices of this user id")
 	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
-			devices, err := off.DB.Devices.List(ctx, user)
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
+			devices, err := off.Store.Devices.List(ctx, user)
 			if err != nil {
 				return err
 			}
@@ -95,13 +95,13 @@ made of the user id and the device id; a device that is off is refused.`,
 		if len(name) > maxDeviceNameLen {
 			return usageErrorf("--name may have at most %d bytes", maxDeviceNameLen)
 		}
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
 			d := &storage.Device{UserID: args[0], DeviceID: args[1], Name: name, Status: status}
-			err := off.DB.Devices.Add(ctx, d)
+			err := off.Store.Devices.Add(ctx, d)
 			if errors.Is(err, storage.ErrConflict) {
 				err = apperr.New(apperr.Conflict, "device_exists", "device %s of user %s already exists", args[1], args[0])
 			}
-			c.auditDevice(ctx, off.DB, "device.add", args[0], args[1], err)
+			c.auditDevice(ctx, off.Store, "device.add", args[0], args[1], err)
 			if err != nil {
 				return err
 			}
@@ -117,8 +117,8 @@ made of the user id and the device id; a device that is off is refused.`,
 	}
 	forceFlag(remove, &force)
 	remove.RunE = c.run(func(cmd *cobra.Command, args []string) error {
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
-			d, err := off.DB.Devices.Get(ctx, args[0], args[1])
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
+			d, err := off.Store.Devices.Get(ctx, args[0], args[1])
 			if errors.Is(err, storage.ErrNotFound) {
 				return apperr.New(apperr.NotFound, "device_not_found", "user %s has no device %s", args[0], args[1])
 			}
@@ -128,11 +128,11 @@ made of the user id and the device id; a device that is off is refused.`,
 			if err := c.confirm(force, fmt.Sprintf("Remove device %s of user %s?", d.DeviceID, d.UserID)); err != nil {
 				return err
 			}
-			err = off.DB.Devices.Remove(ctx, args[0], args[1])
+			err = off.Store.Devices.Remove(ctx, args[0], args[1])
 			if errors.Is(err, storage.ErrNotFound) {
 				err = apperr.New(apperr.NotFound, "device_not_found", "user %s has no device %s", args[0], args[1])
 			}
-			c.auditDevice(ctx, off.DB, "device.remove", args[0], args[1], err)
+			c.auditDevice(ctx, off.Store, "device.remove", args[0], args[1], err)
 			if err != nil {
 				return err
 			}

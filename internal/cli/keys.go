@@ -13,8 +13,8 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
-func keysService(off *msgbroker.Offline) *broker.Keys {
-	return &broker.Keys{Store: off.DB, Keyring: off.Keys, Path: off.KeyringPath, Logger: off.App.Logger()}
+func keysService(off *msgbroker.Services) *broker.Keys {
+	return &broker.Keys{Store: off.Store, Keyring: off.Keyring(), Path: off.KeyringPath, Logger: off.Logger}
 }
 
 func (c *cli) keysCommand() *cobra.Command {
@@ -26,7 +26,7 @@ func (c *cli) keysCommand() *cobra.Command {
 		Args:  c.args(0, 0),
 	}
 	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Offline) error {
+		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Services) error {
 			usage, unknown, err := keysService(off).Usage(ctx)
 			if err != nil {
 				return err
@@ -90,7 +90,7 @@ reload the other nodes of a cluster yourself.`,
 		if maxBatches < 0 {
 			return usageErrorf("--max-batches must not be negative")
 		}
-		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Offline) error {
+		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Services) error {
 			keys := keysService(off)
 			pending, err := keys.Pending(ctx)
 			if err != nil {
@@ -103,7 +103,7 @@ reload the other nodes of a cluster yourself.`,
 				}
 				fmt.Fprintf(c.io.err, "Added key %s to %s; it encrypts from now on.\n", added, off.KeyringPath)
 			} else {
-				fmt.Fprintf(c.io.err, "Resuming: %s bodies are still under older keys; re-encrypting them with key %s.\n", count(pending), off.Keys.PrimaryID())
+				fmt.Fprintf(c.io.err, "Resuming: %s bodies are still under older keys; re-encrypting them with key %s.\n", count(pending), off.Keyring().PrimaryID())
 			}
 			// Reloading on a resumed run too lets an operator whose first
 			// reload failed fix it and simply run the command again.
@@ -136,7 +136,7 @@ reload the other nodes of a cluster yourself.`,
 				c.printf("%s bodies remain under older keys; run 'caddy msgbroker keys rotate' again to continue.\n", count(res.Remaining))
 				return nil
 			}
-			for _, id := range off.Keys.IDs() {
+			for _, id := range off.Keyring().IDs() {
 				if id != res.KeyID {
 					c.printf("Key %s encrypts no body any more; remove it with 'caddy msgbroker keys retire %s' once every gateway has reloaded.\n", id, id)
 				}
@@ -183,7 +183,7 @@ reloaded still encrypts new bodies with it.`,
 	}
 	forceFlag(retire, &force)
 	retire.RunE = c.run(func(cmd *cobra.Command, args []string) error {
-		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Offline) error {
+		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Services) error {
 			keys := keysService(off)
 			if err := c.retireCheck(ctx, keys, args[0]); err != nil {
 				return err

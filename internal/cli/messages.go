@@ -83,8 +83,8 @@ time (2026-11-24T10:00:00Z), a date (2026-11-24, UTC) or an age such as
 			}
 			filter.Since = t
 		}
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
-			msgs, err := off.DB.Messages.List(ctx, filter)
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
+			msgs, err := off.Store.Messages.List(ctx, filter)
 			if err != nil {
 				return err
 			}
@@ -122,8 +122,8 @@ that write fails.`,
 		if err != nil {
 			return err
 		}
-		return c.withOffline(cmd, decrypt, func(ctx context.Context, off *msgbroker.Offline) error {
-			m, err := off.DB.Messages.GetByMessageID(ctx, id)
+		return c.withOffline(cmd, decrypt, func(ctx context.Context, off *msgbroker.Services) error {
+			m, err := off.Store.Messages.GetByMessageID(ctx, id)
 			if errors.Is(err, storage.ErrNotFound) {
 				return apperr.New(apperr.NotFound, "message_not_found", "no message with id %s", id)
 			}
@@ -132,12 +132,12 @@ that write fails.`,
 			}
 			out := messageOut(m)
 			if decrypt {
-				plain, err := off.Keys.Decrypt(m.BodyEncrypted, []byte(m.MessageID))
+				plain, err := off.Keyring().Decrypt(m.BodyEncrypted, []byte(m.MessageID))
 				outcome, details := storage.AuditSuccess, "channel: cli"
 				if err != nil {
 					outcome, details = storage.AuditFailure, "the body does not decrypt with the configured keyring"
 				}
-				if aerr := broker.Audit(ctx, off.DB, actor(), "message.decrypt", m.MessageID, outcome, details); aerr != nil {
+				if aerr := broker.Audit(ctx, off.Store, actor(), "message.decrypt", m.MessageID, outcome, details); aerr != nil {
 					return fmt.Errorf("not showing the body: %w", aerr)
 				}
 				if err != nil {

@@ -21,8 +21,8 @@ func (c *cli) migrateCommand() *cobra.Command {
 		Args:  c.args(0, 0),
 	}
 	up.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		return c.withDatabase(cmd, func(ctx context.Context, off *msgbroker.Offline) error {
-			applied, err := storage.Migrate(ctx, off.DB.DB)
+		return c.withDatabase(cmd, func(ctx context.Context, off *msgbroker.Services) error {
+			applied, err := storage.Migrate(ctx, off.Store.DB)
 			if err != nil {
 				return err
 			}
@@ -46,12 +46,12 @@ func (c *cli) migrateCommand() *cobra.Command {
 			}
 			steps = n
 		}
-		return c.withDatabase(cmd, func(ctx context.Context, off *msgbroker.Offline) error {
+		return c.withDatabase(cmd, func(ctx context.Context, off *msgbroker.Services) error {
 			question := fmt.Sprintf("Roll back the last %d migration(s)? Tables and columns they created are dropped with their data.", steps)
 			if err := c.confirm(force, question); err != nil {
 				return err
 			}
-			rolledBack, err := storage.MigrateDown(ctx, off.DB.DB, steps)
+			rolledBack, err := storage.MigrateDown(ctx, off.Store.DB, steps)
 			if err != nil {
 				return err
 			}
@@ -65,8 +65,8 @@ func (c *cli) migrateCommand() *cobra.Command {
 		Args:  c.args(0, 0),
 	}
 	status.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		return c.withDatabase(cmd, func(ctx context.Context, off *msgbroker.Offline) error {
-			states, err := storage.MigrationStatus(ctx, off.DB.DB)
+		return c.withDatabase(cmd, func(ctx context.Context, off *msgbroker.Services) error {
+			states, err := storage.MigrationStatus(ctx, off.Store.DB)
 			if err != nil {
 				return err
 			}

@@ -18,8 +18,8 @@ func (c *cli) statsCommand() *cobra.Command {
 		Args:  c.args(0, 0),
 	}
 	cmd.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
-			s, err := broker.CollectStats(ctx, off.DB, c.io.now())
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
+			s, err := broker.CollectStats(ctx, off.Store, c.io.now())
 			if err != nil {
 				return err
 			}

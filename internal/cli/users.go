@@ -30,15 +30,15 @@ func userOut(u *storage.User) userJSON {
 		LockedUntil: u.LockedUntil, LastLoginAt: u.LastLoginAt, CreatedAt: u.CreatedAt}
 }
 
-func usersService(off *msgbroker.Offline) *broker.Users {
-	return &broker.Users{Store: off.DB, Logger: off.App.Logger()}
+func usersService(off *msgbroker.Services) *broker.Users {
+	return &broker.Users{Store: off.Store, Logger: off.Logger}
 }
 
 // withUser runs fn on the user that ref (an id or an email) names, with
 // the users service it was looked up through, so that commands acting on
 // one user fail alike when it does not exist.
 func (c *cli) withUser(cmd *cobra.Command, ref string, fn func(ctx context.Context, svc *broker.Users, u *storage.User) error) error {
-	return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+	return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
 		svc := usersService(off)
 		u, err := svc.Lookup(ctx, ref)
 		if err != nil {
@@ -57,8 +57,8 @@ func (c *cli) userCommand() *cobra.Command {
 		Args:  c.args(0, 0),
 	}
 	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
-			users, err := off.DB.Users.List(ctx)
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
+			users, err := off.Store.Users.List(ctx)
 			if err != nil {
 				return err
 			}
@@ -102,7 +102,7 @@ admin sees all.`,
 		if role != storage.RoleAdmin && role != storage.RoleUser {
 			return usageErrorf("--role must be admin or user, not %q", role)
 		}
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Offline) error {
+		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
 			password, err := c.newPassword(passwordStdin)
 			if err != nil {
 				return err

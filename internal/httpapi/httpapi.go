@@ -1,106 +1,71 @@
-// Package httpapi holds what every broker handler shares on the HTTP side:
-// the JSON error shape and the one mapping from errors to HTTP answers.
+// Package httpapi holds what every broker JSON API shares on the HTTP side:
+// the one mapping from apperr kinds to HTTP statuses and the JSON error
+// shape. Every error answer is
 //
-// Every error answer is
+//	{"error": {"code": "invalid_sender_number", "message": "sender_number must start with +"}}
 //
-//	{"error": {"code": "invalid_number", "message": "sender_number must start with +"}}
-//
-// with the matching 4xx or 5xx status. Handlers return *Error values (or
-// wrap them); WriteError renders anything else as a 500 without leaking its
-// text, because internal errors may carry DSNs or SQL.
+// with the matching 4xx or 5xx status. Anything that is not an *apperr.Error
+// is rendered as a 500 without its text, because internal errors may carry
+// DSNs or SQL; so is an *apperr.Error of kind Internal.
 package httpapi
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
-	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
-// Error is an error with an HTTP status and a stable, machine-readable code.
-type Error struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	// Err is the underlying cause; it is logged, never sent.
-	Err error `json:"-"`
+// statusOf maps an error kind to its HTTP status.
+var statusOf = map[apperr.Kind]int{
+	apperr.Invalid:              http.StatusBadRequest,
+	apperr.TooLarge:             http.StatusRequestEntityTooLarge,
+	apperr.Unauthenticated:      http.StatusUnauthorized,
+	apperr.Forbidden:            http.StatusForbidden,
+	apperr.NotFound:             http.StatusNotFound,
+	apperr.Conflict:             http.StatusConflict,
+	apperr.Unavailable:          http.StatusServiceUnavailable,
+	apperr.TooManyRequests:      http.StatusTooManyRequests,
+	apperr.MethodNotAllowed:     http.StatusMethodNotAllowed,
+	apperr.UnsupportedMediaType: http.StatusUnsupportedMediaType,
 }
 
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+// internalError is what a client sees of an unexpected error.
+var internalError = apperr.Error{Kind: apperr.Internal, Code: "internal_error",
+	Message: "the server could not complete the request"}
+
+// Render returns the HTTP status and the client-safe error for err.
+func Render(err error) (int, *apperr.Error) {
+	if e, ok := apperr.As(err); ok {
+		if status, known := statusOf[e.Kind]; known {
+			return status, &apperr.Error{Kind: e.Kind, Code: e.Code, Message: e.Message}
+		}
 	}
-	return e.Code + ": " + e.Message
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-// Errorf builds an *Error with a formatted message.
-func Errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// Internal wraps an unexpected error: the client sees a generic message.
-func Internal(err error) *Error {
-	return &Error{Status: http.StatusInternalServerError, Code: "internal_error",
-		Message: "the server could not complete the request", Err: err}
-}
-
-// Unavailable wraps an error from a dependency that is down.
-func Unavailable(err error) *Error {
-	return &Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable",
-		Message: "a backing service is unavailable; retry later", Err: err}
+	shown := internalError
+	return http.StatusInternalServerError, &shown
 }
 
 type errorBody struct {
-	Error *Error `json:"error"`
+	Error errorFields `json:"error"`
 }
 
-// statusOf maps a domain error kind to its HTTP status.
-var statusOf = map[apperr.Kind]int{
-	apperr.Invalid:         http.StatusBadRequest,
-	apperr.TooLarge:        http.StatusRequestEntityTooLarge,
-	apperr.Unauthenticated: http.StatusUnauthorized,
-	apperr.Forbidden:       http.StatusForbidden,
-	apperr.NotFound:        http.StatusNotFound,
-	apperr.Conflict:        http.StatusConflict,
-	apperr.Unavailable:     http.StatusServiceUnavailable,
-	apperr.TooManyRequests: http.StatusTooManyRequests,
+type errorFields struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
-// AsError returns err as an *Error: HTTP errors as they are, domain errors
-// with the status of their kind, anything else as an internal error.
-func AsError(err error) *Error {
-	var apiErr *Error
-	if errors.As(err, &apiErr) {
-		return apiErr
-	}
-	if domainErr, ok := apperr.As(err); ok {
-		if status, known := statusOf[domainErr.Kind]; known {
-			return &Error{Status: status, Code: domainErr.Code, Message: domainErr.Message, Err: domainErr}
-		}
-	}
-	if storage.IsUnavailable(err) {
-		return Unavailable(err)
-	}
-	return Internal(err)
-}
-
-// WriteError writes err as the JSON error answer and returns the *Error it
-// rendered, so the caller can log the cause.
-func WriteError(w http.ResponseWriter, err error) *Error {
-	apiErr := AsError(err)
-	if apiErr.Status == http.StatusMethodNotAllowed && w.Header().Get("Allow") == "" {
-		w.Header().Set("Allow", http.MethodGet)
-	}
-	if apiErr.Status == http.StatusServiceUnavailable {
+// WriteError writes err as the JSON error answer and returns its status,
+// so the caller can log the cause of a 5xx.
+func WriteError(w http.ResponseWriter, err error) int {
+	status, shown := Render(err)
+	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	WriteJSON(w, apiErr.Status, errorBody{Error: apiErr})
-	return apiErr
+	WriteJSON(w, status, errorBody{Error: errorFields{Code: shown.Code, Message: shown.Message}})
+	return status
 }
 
 // WriteJSON writes v as a JSON answer with status.
@@ -118,13 +83,19 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// AllowReads answers 405 with `Allow: GET, HEAD` and returns false unless
-// r is a GET or HEAD, for the read-only routes.
-func AllowReads(w http.ResponseWriter, r *http.Request) bool {
+// Unavailable wraps the error of a dependency that is down (503, retry).
+func Unavailable(err error) *apperr.Error {
+	return apperr.Wrap(err, apperr.Unavailable, "service_unavailable", "a backing service is unavailable; retry later")
+}
+
+// RequireRead returns nil for GET and HEAD. Any other method gets a 405
+// with `Allow: GET, HEAD` as a Caddy handler error, not a JSON answer: the
+// read-only routes (health, CRL, docs) are not JSON APIs, and an
+// operator's handle_errors decides what the body says.
+func RequireRead(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		return true
+		return nil
 	}
 	w.Header().Set("Allow", "GET, HEAD")
-	WriteError(w, Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed here; use GET", r.Method))
-	return false
+	return caddyhttp.Error(http.StatusMethodNotAllowed, fmt.Errorf("%s is not allowed here; use GET", r.Method))
 }

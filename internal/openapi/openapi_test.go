@@ -135,7 +135,7 @@ func closed(s *openapi3.Schema) bool {
 }
 
 // TestErrorCodesAreDocumented finds every error code the handlers and the
-// broker can produce (apperr.New/Wrap and httpapi.Errorf calls, the
+// broker can produce (apperr.New/Wrap calls, the
 // certificate codes, the shared helpers) in the document.
 func TestErrorCodesAreDocumented(t *testing.T) {
 	codes := []string{

@@ -29,6 +29,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
 	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
@@ -74,17 +75,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP answers GET and HEAD with the current CRL.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if !httpapi.AllowReads(w, r) {
-		return nil
+	if err := httpapi.RequireRead(w, r); err != nil {
+		return err
 	}
 	format := r.URL.Query().Get("format")
 	if format != "" && format != "der" && format != "pem" {
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "invalid_format", "format must be der or pem"))
+		httpapi.WriteError(w, apperr.New(apperr.Invalid, "invalid_format", "format must be der or pem"))
 		return nil
 	}
 	der, err := h.current(r)
 	if err != nil {
-		if rendered := httpapi.WriteError(w, err); rendered.Status >= 500 {
+		if status := httpapi.WriteError(w, err); status >= 500 {
 			h.logger.Error("serving the CRL failed", zap.Error(err))
 		}
 		return nil
@@ -110,11 +111,11 @@ func (h *Handler) current(r *http.Request) ([]byte, error) {
 	if h.der != nil && time.Since(h.signedAt) < cacheFor {
 		return h.der, nil
 	}
-	certs, err := h.app.Certificates(r.Context())
+	svcs, err := h.app.Services(r.Context())
 	if err != nil {
 		return nil, httpapi.Unavailable(err)
 	}
-	der, err := certs.CRL(r.Context())
+	der, err := svcs.Certificates.CRL(r.Context())
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"path"
 	"strconv"
@@ -154,11 +155,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	header.Set("X-Frame-Options", "DENY")
 	header.Set("Referrer-Policy", "no-referrer")
 	if !ok {
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotFound, "not_found", "no documentation asset at %s", r.URL.Path))
-		return nil
+		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("no documentation asset at %s", r.URL.Path))
 	}
-	if !httpapi.AllowReads(w, r) {
-		return nil
+	if err := httpapi.RequireRead(w, r); err != nil {
+		return err
 	}
 	header.Set("ETag", res.etag)
 	header.Set("Cache-Control", "no-cache")

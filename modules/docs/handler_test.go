@@ -234,19 +234,47 @@ func TestOtherRequests(t *testing.T) {
 		}
 	}
 
-	// Unknown assets are the handler's: a JSON 404 (documented).
+	// Unknown assets are a Caddy handler error, so handle_errors applies:
+	// a 404 with no body of ours.
 	got := do(t, validated, http.MethodGet, base+"/docs/assets/swagger-ui-bundle.js.map", nil)
-	if got.status != http.StatusNotFound || !strings.Contains(string(got.body), `"not_found"`) {
-		t.Errorf("unknown asset = %d %s", got.status, got.body)
+	if got.status != http.StatusNotFound || len(got.body) != 0 {
+		t.Errorf("unknown asset = %d %q, want 404 with Caddy's empty error body", got.status, got.body)
 	}
 	checkSecurityHeaders(t, got.header)
 
-	// Other methods: 405 with Allow (checked against the document too).
+	// Other methods: 405 with Allow (checked against the document too), as
+	// a handler error with Caddy's empty body.
 	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 		got := do(t, validated, method, base+"/docs", nil)
-		if got.status != http.StatusMethodNotAllowed || got.header.Get("Allow") != "GET, HEAD" ||
-			!strings.Contains(string(got.body), `"method_not_allowed"`) {
+		if got.status != http.StatusMethodNotAllowed || got.header.Get("Allow") != "GET, HEAD" || len(got.body) != 0 {
 			t.Errorf("%s /docs = %d, Allow %q, %s", method, got.status, got.header.Get("Allow"), got.body)
+		}
+	}
+}
+
+// The documentation's 404 and 405 are Caddy handler errors, so an
+// operator's handle_errors decides their body.
+func TestOperatorsErrorPagesApply(t *testing.T) {
+	port := testcaddy.FreePort(t)
+	testcaddy.Start(t, fmt.Sprintf(`{
+}
+
+http://127.0.0.1:%d {
+	msgbroker_docs
+	respond "next handler" 200
+	handle_errors {
+		respond "operator page {err.status_code}"
+	}
+}
+`, port))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for _, c := range []struct{ method, path, want string }{
+		{http.MethodGet, "/docs/assets/missing.js", "operator page 404"},
+		{http.MethodDelete, "/docs", "operator page 405"},
+	} {
+		got := do(t, http.DefaultClient, c.method, base+c.path, nil)
+		if string(got.body) != c.want {
+			t.Errorf("%s %s = %d %q, want %q", c.method, c.path, got.status, got.body, c.want)
 		}
 	}
 }

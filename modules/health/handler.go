@@ -54,8 +54,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP answers GET and HEAD with the health report.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if !httpapi.AllowReads(w, r) {
-		return nil
+	if err := httpapi.RequireRead(w, r); err != nil {
+		return err
 	}
 	report := h.app.CheckHealth(r.Context())
 	status := http.StatusOK

@@ -48,6 +48,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/certregistry"
 	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
@@ -125,10 +126,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch {
 	case !ok:
 		endpoint = "unknown"
-		err = httpapi.Errorf(http.StatusNotFound, "not_found", "no internal API endpoint at %s", r.URL.Path)
+		err = apperr.New(apperr.NotFound, "not_found", "no internal API endpoint at %s", r.URL.Path)
 	case r.Method != rt.method:
 		w.Header().Set("Allow", rt.method)
-		err = httpapi.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s", r.Method, rt.method)
+		err = apperr.New(apperr.MethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s", r.Method, rt.method)
 	default:
 		var client certregistry.Entry
 		client, err = h.authorize(r, rt.role)
@@ -157,7 +158,7 @@ func (s *statusWriter) WriteHeader(code int) {
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if rendered := httpapi.WriteError(w, err); rendered.Status >= 500 {
+	if status := httpapi.WriteError(w, err); status >= 500 {
 		h.logger.Error("internal API request failed", zap.String("path", r.URL.Path), zap.Error(err))
 	}
 }
@@ -177,19 +178,19 @@ func (h *Handler) observe(method, endpoint string, status int, elapsed time.Dura
 func (h *Handler) authorize(r *http.Request, role string) (certregistry.Entry, error) {
 	leaf := verifiedLeaf(r)
 	if leaf == nil {
-		return certregistry.Entry{}, httpapi.Errorf(http.StatusUnauthorized, "client_certificate_required",
+		return certregistry.Entry{}, apperr.New(apperr.Unauthenticated, "client_certificate_required",
 			"the internal API needs a client certificate issued by the broker's CA")
 	}
-	registry, err := h.app.Registry(r.Context())
+	svcs, err := h.app.Services(r.Context())
 	if err != nil {
 		return certregistry.Entry{}, httpapi.Unavailable(err)
 	}
-	entry, err := registry.Check(leaf)
+	entry, err := svcs.Registry.Check(leaf)
 	if err != nil {
 		return entry, certificateError(err)
 	}
 	if entry.Role != role {
-		return entry, httpapi.Errorf(http.StatusForbidden, "wrong_role",
+		return entry, apperr.New(apperr.Forbidden, "wrong_role",
 			"this endpoint needs a %s certificate; client %s has role %s", role, entry.ClientID, entry.Role)
 	}
 	return entry, nil
@@ -215,7 +216,7 @@ var certificateCodes = map[error]string{
 func certificateError(err error) error {
 	for sentinel, code := range certificateCodes {
 		if errors.Is(err, sentinel) {
-			return httpapi.Errorf(http.StatusForbidden, code, "%s", err.Error())
+			return apperr.New(apperr.Forbidden, code, "%s", err.Error())
 		}
 	}
 	return httpapi.Unavailable(err)
@@ -227,11 +228,11 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return nil, httpapi.Errorf(http.StatusRequestEntityTooLarge, "request_too_large",
+		return nil, apperr.New(apperr.TooLarge, "request_too_large",
 			"the request body exceeds %d bytes", limit)
 	}
 	if err != nil {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "unreadable_body", "the request body could not be read")
+		return nil, apperr.New(apperr.Invalid, "unreadable_body", "the request body could not be read")
 	}
 	return body, nil
 }
@@ -245,10 +246,11 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, client certre
 	if err != nil {
 		return err
 	}
-	svc, err := h.app.Messages(r.Context())
+	svcs, err := h.app.Services(r.Context())
 	if err != nil {
 		return httpapi.Unavailable(err)
 	}
+	svc := svcs.Messages
 	receipt, err := svc.Register(r.Context(), client.ClientID, req)
 	if err != nil {
 		return err
@@ -272,10 +274,11 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, client certreg
 	if err != nil {
 		return err
 	}
-	svc, err := h.app.Messages(r.Context())
+	svcs, err := h.app.Services(r.Context())
 	if err != nil {
 		return httpapi.Unavailable(err)
 	}
+	svc := svcs.Messages
 	state, err := svc.Deliver(r.Context(), req.MessageID)
 	if err != nil {
 		return err
@@ -298,10 +301,11 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, client certregi
 	if err != nil {
 		return err
 	}
-	svc, err := h.app.Messages(r.Context())
+	svcs, err := h.app.Services(r.Context())
 	if err != nil {
 		return httpapi.Unavailable(err)
 	}
+	svc := svcs.Messages
 	state, err := svc.UpdateStatus(r.Context(), id, req)
 	if err != nil {
 		return err

@@ -45,17 +45,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/certmagic"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
-	"github.com/msgbroker/caddy-msgbroker/internal/certregistry"
-	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/internal/phone"
 	"github.com/msgbroker/caddy-msgbroker/storage"
@@ -119,20 +115,17 @@ type App struct {
 	secrets resolvedSecrets
 	metrics *Metrics
 
-	// pointers, because Caddy copies the zero module value in CaddyModule
-	initOnce *sync.Once
-	initErr  error
-	mu       *sync.RWMutex
-	db       *pooledDB
-	redis    *pooledRedis
-	keys     *keyring.Keyring
-	hasher   *phone.Hasher
-	jwtKey   []byte
-	registry *certregistry.Registry
-	messages *broker.Messages
-	certs    *broker.Certificates
-	batcher  *storage.MessageBatcher
-	stopRun  context.CancelFunc
+	// Key material, loaded in Provision when it exists and generated at
+	// start in development mode. The keyring slot is shared with the
+	// services, so a reloaded keyring file takes effect everywhere at once.
+	keys   *atomic.Pointer[keyring.Keyring]
+	hasher *phone.Hasher
+	jwtKey []byte
+
+	// startup builds the services once; a pointer, because Caddy copies
+	// the zero module value in CaddyModule.
+	startup *startup
+	stopRun context.CancelFunc
 }
 
 // Defaults of the app's tunables.
@@ -154,8 +147,8 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.logger = ctx.Logger()
-	a.initOnce = new(sync.Once)
-	a.mu = new(sync.RWMutex)
+	a.keys = newKeyringSlot()
+	a.startup = newStartup()
 	a.applyDefaults()
 
 	secrets, err := resolveSecrets(a)
@@ -209,19 +202,20 @@ func (a *App) Validate() error {
 // configured to, and runs migrations when auto_migrate is on. A failure here
 // fails the config load, so a broken deployment is refused at once.
 func (a *App) Start() error {
-	if err := a.ensureReady(a.ctx); err != nil {
+	s, err := a.Services(context.Background())
+	if err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.stopRun = cancel
-	rdb, _ := a.RedisClient(runCtx)
-	go a.registry.Run(runCtx, time.Duration(a.RevocationPollInterval), rdb)
+	go s.Registry.Run(runCtx, time.Duration(a.RevocationPollInterval), s.Redis)
 	go a.watchKeyring(runCtx, keyringWatchInterval)
 	return nil
 }
 
-// Stop ends the registry's refresh loop. Pooled connections are released in
-// Cleanup, after the next config has taken them over.
+// Stop ends the registry's refresh loop and the keyring watcher. Pooled
+// connections are released in Cleanup, after the next config has taken
+// them over.
 func (a *App) Stop() error {
 	if a.stopRun != nil {
 		a.stopRun()
@@ -229,27 +223,12 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// Cleanup releases this config's references to pooled connections; the last
+// Cleanup releases this config's hold on pooled connections; the last
 // config to let go of a connection pool closes it.
 func (a *App) Cleanup() error {
-	if a.mu == nil {
-		return nil
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.batcher != nil {
-		// Requests still on this config's handlers insert directly from
-		// here on; nothing queued is dropped.
-		a.batcher.Stop()
-	}
 	var errs []error
-	if a.db != nil {
-		errs = append(errs, a.db.release())
-		a.db = nil
-	}
-	if a.redis != nil {
-		errs = append(errs, a.redis.release())
-		a.redis = nil
+	if a.startup != nil {
+		errs = append(errs, a.startup.release())
 	}
 	if a.metrics != nil {
 		errs = append(errs, releaseMetrics())
@@ -257,125 +236,70 @@ func (a *App) Cleanup() error {
 	return errors.Join(errs...)
 }
 
+// Services returns the broker's services, building them on first use.
+// Handlers call it too, because Caddy starts apps in no fixed order and the
+// HTTP app may serve a request before this app's Start has run. The caller's
+// ctx bounds only its own wait (a TLS handshake gives up at its deadline);
+// the work runs on its own context, so a cancelled request cannot fail the
+// whole config.
+func (a *App) Services(ctx context.Context) (*Services, error) {
+	s, err := a.startup.wait(ctx, a.acquire)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	return s, nil
+}
+
 // acquireTimeout bounds opening, migrating and loading at start.
 const acquireTimeout = 2 * time.Minute
 
-// ensureReady acquires the pooled resources once. Handlers call it through
-// the accessors too, because Caddy starts apps in no fixed order and the
-// HTTP app may serve a request before this app's Start has run. The work
-// runs on its own context, never the first caller's: a cancelled request
-// or a short handshake deadline must not fail the whole config.
-func (a *App) ensureReady(context.Context) error {
-	a.initOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), acquireTimeout)
-		defer cancel()
-		a.initErr = a.acquire(ctx)
-	})
-	return a.initErr
-}
-
-func (a *App) acquire(ctx context.Context) error {
+// acquire opens this config's pooled resources and builds the services
+// over them. What it acquired is recorded in st even when it fails, so
+// Cleanup releases it.
+func (a *App) acquire(ctx context.Context, st *startup) (*Services, error) {
 	if err := a.generateDevKeys(); err != nil {
-		return err
+		return nil, err
 	}
 	db, err := acquireDB(ctx, a.Database, a.logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a.mu.Lock()
-	a.db = db
-	a.mu.Unlock()
-
+	st.db = db
+	parts := serviceParts{
+		store:        db.store,
+		keyring:      a.keys,
+		keyringPath:  a.secrets.keyringPath,
+		hasher:       a.hasher,
+		jwtKey:       a.jwtKey,
+		certStorage:  a.ctx.Storage(),
+		caID:         a.CA,
+		maxBodyChars: a.MaxBodyChars,
+		logger:       a.logger,
+		issued:       a.metrics.CertificatesIssued,
+		revoked:      a.metrics.CertificatesRevoked,
+	}
+	if ca, err := a.certificateAuthority(); err == nil {
+		parts.caName = ca.Name
+	}
 	if a.Redis != nil {
 		rdb, err := acquireRedis(ctx, a.Redis, a.logger)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		a.mu.Lock()
-		a.redis = rdb
-		a.mu.Unlock()
+		st.redis = rdb
+		parts.redis = rdb.client
 	}
-
-	registry := certregistry.NewRegistry(db.store.Clients, a.logger.Named("clients"))
-	if err := registry.Refresh(ctx); err != nil {
-		return err
-	}
-	a.mu.Lock()
-	a.registry = registry
-	a.batcher = storage.NewMessageBatcher(db.store.Messages, 0, 0)
-	a.messages = &broker.Messages{
-		Store:        db.store,
-		Inserter:     a.batcher,
-		Keys:         a.Keyring,
-		Hasher:       a.PhoneHasher,
-		MaxBodyChars: a.MaxBodyChars,
-	}
-	a.mu.Unlock()
-	return a.buildCertificates(db.store, registry)
-}
-
-// buildCertificates sets up the one certificate issuer, over the CA keys in
-// Caddy's storage, where the pki app keeps them.
-func (a *App) buildCertificates(store *storage.Store, registry *certregistry.Registry) error {
-	name := ""
-	if ca, err := a.certificateAuthority(); err == nil {
-		name = ca.Name
-	}
-	issuer, err := clientca.New(clientca.Config{CAID: a.CA, Name: name, Storage: a.ctx.Storage()})
+	st.batcher = storage.NewMessageBatcher(db.store.Messages, 0, 0)
+	parts.inserter = st.batcher
+	s, err := buildServices(parts)
 	if err != nil {
-		return fmt.Errorf("msgbroker: setting up the client certificate issuer: %w", err)
+		return nil, err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.certs = &broker.Certificates{
-		Store:   store,
-		Issuer:  issuer,
-		Logger:  a.logger,
-		Issued:  a.metrics.CertificatesIssued,
-		Revoked: a.metrics.CertificatesRevoked,
-		Announce: func(ctx context.Context, serial string) {
-			rdb, _ := a.RedisClient(ctx)
-			if err := registry.Announce(ctx, serial, rdb); err != nil {
-				a.logger.Warn("refreshing the client registry after a change failed; the poll will catch up",
-					zap.String("serial", serial), zap.Error(err))
-			}
-		},
+	s.AutoMigrate = a.Database.autoMigrate()
+	if err := s.Registry.Refresh(ctx); err != nil {
+		return nil, err
 	}
-	return nil
-}
-
-// CertmagicStorage returns Caddy's storage, where the pki app keeps its CA
-// keys and the issuer its client-issuing intermediate.
-func (a *App) CertmagicStorage() certmagic.Storage { return a.ctx.Storage() }
-
-// Certificates returns the client-certificate service.
-func (a *App) Certificates(ctx context.Context) (*broker.Certificates, error) {
-	if err := a.ensureReady(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
-	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.certs, nil
-}
-
-// Registry returns the in-memory registry of client certificates.
-func (a *App) Registry(ctx context.Context) (*certregistry.Registry, error) {
-	if err := a.ensureReady(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
-	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.registry, nil
-}
-
-// Messages returns the message service.
-func (a *App) Messages(ctx context.Context) (*broker.Messages, error) {
-	if err := a.ensureReady(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
-	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.messages, nil
+	return s, nil
 }
 
 // From returns the msgbroker app of the config ctx belongs to, for the
@@ -388,56 +312,9 @@ func From(ctx caddy.Context) (*App, error) {
 	return app.(*App), nil
 }
 
-// ErrNotReady is returned by the accessors when the app could not acquire
-// its resources.
+// ErrNotReady is returned by Services when the app could not acquire its
+// resources.
 var ErrNotReady = errors.New("msgbroker app is not ready")
-
-// Store returns the repositories over the app's database.
-func (a *App) Store(ctx context.Context) (*storage.Store, error) {
-	if err := a.ensureReady(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
-	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.db == nil {
-		return nil, ErrNotReady
-	}
-	return a.db.store, nil
-}
-
-// Redis returns the shared Redis client, or nil when Redis is not configured.
-func (a *App) RedisClient(ctx context.Context) (redis.UniversalClient, error) {
-	if err := a.ensureReady(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
-	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.redis == nil {
-		return nil, nil
-	}
-	return a.redis.client, nil
-}
-
-// Keyring returns the keyring that encrypts message bodies.
-func (a *App) Keyring() *keyring.Keyring {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.keys
-}
-
-// PhoneHasher returns the keyed hasher for phone numbers.
-func (a *App) PhoneHasher() *phone.Hasher {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.hasher
-}
-
-// JWTKey returns the secret that signs JWTs.
-func (a *App) JWTKey() []byte {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.jwtKey
-}
 
 // Logger returns the app's logger.
 func (a *App) Logger() *zap.Logger { return a.logger }

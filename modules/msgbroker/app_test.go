@@ -448,9 +448,9 @@ func TestKeyringChangesAreLoadedWithoutReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for app.Keyring().PrimaryID() != key.ID() {
+	for services(t, app).Keyring().PrimaryID() != key.ID() {
 		if time.Now().After(deadline) {
-			t.Fatalf("the app still encrypts with %s, not the new key %s", app.Keyring().PrimaryID(), key.ID())
+			t.Fatalf("the app still encrypts with %s, not the new key %s", services(t, app).Keyring().PrimaryID(), key.ID())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -513,4 +513,13 @@ func openHandles(t *testing.T, path string) map[string]bool {
 		}
 	}
 	return fds
+}
+
+func services(t *testing.T, app *msgbroker.App) *msgbroker.Services {
+	t.Helper()
+	s, err := app.Services(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
@@ -119,6 +120,11 @@ func (r *RedisConfig) resolved() (RedisConfig, error) {
 		return out, fmt.Errorf("redis: resolving password: %w", err)
 	}
 	return out, nil
+}
+
+// options are the go-redis client options of a resolved config.
+func (r RedisConfig) options() *redis.Options {
+	return &redis.Options{Addr: r.Address, Username: r.Username, Password: r.Password, DB: r.DB, TLSConfig: r.tlsConfig()}
 }
 
 func (r RedisConfig) tlsConfig() *tls.Config {

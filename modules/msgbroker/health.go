@@ -18,7 +18,7 @@ const (
 	Disabled = "disabled"
 )
 
-// HealthReport is the answer of GET /health (the seed's shape, plus the
+// HealthReport is the answer of GET /health (status, timestamp and components, plus the
 // redis and ca components and short reasons for anything not healthy).
 type HealthReport struct {
 	Status     string            `json:"status"`
@@ -78,13 +78,13 @@ func (a *App) CheckHealth(ctx context.Context) HealthReport {
 }
 
 func (a *App) databaseHealth(ctx context.Context) (string, string) {
-	store, err := a.Store(ctx)
+	s, err := a.Services(ctx)
 	if err != nil {
 		return Unhealthy, "database not open"
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := store.DB.PingContext(pingCtx); err != nil {
+	if err := s.Store.DB.PingContext(pingCtx); err != nil {
 		return Unhealthy, "database not answering"
 	}
 	return Healthy, ""
@@ -94,27 +94,31 @@ func (a *App) redisHealth(ctx context.Context) (string, string) {
 	if a.Redis == nil {
 		return Disabled, ""
 	}
-	client, err := a.RedisClient(ctx)
-	if err != nil || client == nil {
+	s, err := a.Services(ctx)
+	if err != nil || s.Redis == nil {
 		return Unhealthy, "redis client not available"
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := client.Ping(pingCtx).Err(); err != nil {
+	if err := s.Redis.Ping(pingCtx).Err(); err != nil {
 		return Unhealthy, "redis not answering; revocations propagate by polling"
 	}
 	return Healthy, ""
 }
 
-func (a *App) encryptionHealth(context.Context) (string, string) {
-	kr := a.Keyring()
+func (a *App) encryptionHealth(ctx context.Context) (string, string) {
+	s, err := a.Services(ctx)
+	if err != nil {
+		return Unhealthy, "keys not loaded"
+	}
+	kr := s.Keyring()
 	if kr == nil {
 		return Unhealthy, "no encryption keyring loaded"
 	}
 	if err := kr.SelfTest(); err != nil {
 		return Unhealthy, "encryption self-test failed"
 	}
-	if a.PhoneHasher() == nil {
+	if s.Hasher == nil {
 		return Unhealthy, "no phone hash key loaded"
 	}
 	return Healthy, ""

@@ -40,9 +40,7 @@ func (a *App) watchKeyring(ctx context.Context, interval time.Duration) {
 			a.logger.Error("keyring file changed but does not load; keeping the keys in memory", zap.String("path", path), zap.Error(err))
 			continue
 		}
-		a.mu.Lock()
-		a.keys = kr
-		a.mu.Unlock()
+		a.keys.Store(kr)
 		a.logger.Info("keyring reloaded", zap.String("path", path), zap.String("primary_key", kr.PrimaryID()), zap.Int("keys", len(kr.IDs())))
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the broker's Prometheus collectors (the seed's list, under the
+// Metrics are the broker's Prometheus collectors (the broker's documented list, under the
 // msgbroker_ prefix). The counters are created once per process and shared
 // through the usage pool, so their values survive config reloads; each new
 // config registers them on its own, fresh registry.
@@ -124,13 +124,11 @@ func (c dbStatsCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c dbStatsCollector) Collect(ch chan<- prometheus.Metric) {
-	c.app.mu.RLock()
-	db := c.app.db
-	c.app.mu.RUnlock()
-	if db == nil {
+	s := c.app.startup.ready()
+	if s == nil {
 		return
 	}
-	st := db.db.Stats()
+	st := s.Store.DB.Stats()
 	ch <- prometheus.MustNewConstMetric(dbConnectionsDesc, prometheus.GaugeValue, float64(st.OpenConnections), "open")
 	ch <- prometheus.MustNewConstMetric(dbConnectionsDesc, prometheus.GaugeValue, float64(st.InUse), "in_use")
 	ch <- prometheus.MustNewConstMetric(dbConnectionsDesc, prometheus.GaugeValue, float64(st.Idle), "idle")

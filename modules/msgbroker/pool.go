@@ -18,27 +18,27 @@ import (
 // more reference and the old config drops one, and nothing reconnects.
 var pool = caddy.NewUsagePool()
 
-// dbResource is the pooled value; it closes the bun DB when the last config
-// using it is cleaned up.
-type dbResource struct {
+// sharedDB is a database connection pool shared by every loaded config
+// with the same DSN; it is closed when the last of them is cleaned up.
+type sharedDB struct {
 	db    *bun.DB
 	store *storage.Store
 }
 
-func (r *dbResource) Destruct() error { return r.db.Close() }
+func (r *sharedDB) Destruct() error { return r.db.Close() }
 
-// pooledDB is one config's reference to a pooled database.
-type pooledDB struct {
+// dbLease is one config's hold on a sharedDB.
+type dbLease struct {
 	key string
-	*dbResource
+	*sharedDB
 }
 
-func (p *pooledDB) release() error {
+func (p *dbLease) release() error {
 	_, err := pool.Delete(p.key)
 	return err
 }
 
-func acquireDB(ctx context.Context, cfg *DatabaseConfig, logger *zap.Logger) (*pooledDB, error) {
+func acquireDB(ctx context.Context, cfg *DatabaseConfig, logger *zap.Logger) (*dbLease, error) {
 	scfg, err := cfg.storageConfig()
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func acquireDB(ctx context.Context, cfg *DatabaseConfig, logger *zap.Logger) (*p
 	if err != nil {
 		return nil, err
 	}
-	res := val.(*dbResource)
+	res := val.(*sharedDB)
 	if !loaded {
 		logger.Info("database opened", zap.String("driver", scfg.Driver),
 			zap.String("dsn", storage.RedactDSN(scfg.Driver, scfg.DSN)))
@@ -58,13 +58,13 @@ func acquireDB(ctx context.Context, cfg *DatabaseConfig, logger *zap.Logger) (*p
 		_, _ = pool.Delete(key)
 		return nil, err
 	}
-	return &pooledDB{key: key, dbResource: res}, nil
+	return &dbLease{key: key, sharedDB: res}, nil
 }
 
 // reconfigure applies a reloaded config to a pool that survived the
 // reload: its limits, and pending migrations when auto_migrate is on (a
 // no-op when there are none).
-func (r *dbResource) reconfigure(ctx context.Context, cfg storage.Config, migrate bool, logger *zap.Logger) error {
+func (r *sharedDB) reconfigure(ctx context.Context, cfg storage.Config, migrate bool, logger *zap.Logger) error {
 	storage.ApplyPoolLimits(r.db, cfg)
 	if !migrate {
 		return nil
@@ -79,7 +79,7 @@ func (r *dbResource) reconfigure(ctx context.Context, cfg storage.Config, migrat
 	return nil
 }
 
-func openDB(ctx context.Context, cfg storage.Config, migrate bool, logger *zap.Logger) (*dbResource, error) {
+func openDB(ctx context.Context, cfg storage.Config, migrate bool, logger *zap.Logger) (*sharedDB, error) {
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	db, err := storage.Open(openCtx, cfg)
@@ -96,27 +96,29 @@ func openDB(ctx context.Context, cfg storage.Config, migrate bool, logger *zap.L
 			logger.Info("database migrated", zap.Strings("applied", applied))
 		}
 	}
-	return &dbResource{db: db, store: storage.New(db)}, nil
+	return &sharedDB{db: db, store: storage.New(db)}, nil
 }
 
-// redisResource is the pooled Redis client.
-type redisResource struct {
+// sharedRedis is a Redis client shared by every loaded config with the
+// same address and credentials.
+type sharedRedis struct {
 	client *redis.Client
 }
 
-func (r *redisResource) Destruct() error { return r.client.Close() }
+func (r *sharedRedis) Destruct() error { return r.client.Close() }
 
-type pooledRedis struct {
+// redisLease is one config's hold on a sharedRedis.
+type redisLease struct {
 	key string
-	*redisResource
+	*sharedRedis
 }
 
-func (p *pooledRedis) release() error {
+func (p *redisLease) release() error {
 	_, err := pool.Delete(p.key)
 	return err
 }
 
-func acquireRedis(ctx context.Context, cfg *RedisConfig, logger *zap.Logger) (*pooledRedis, error) {
+func acquireRedis(ctx context.Context, cfg *RedisConfig, logger *zap.Logger) (*redisLease, error) {
 	rc, err := cfg.resolved()
 	if err != nil {
 		return nil, err
@@ -125,13 +127,7 @@ func acquireRedis(ctx context.Context, cfg *RedisConfig, logger *zap.Logger) (*p
 	// new client rather than reusing one that would fail to authenticate.
 	key := fmt.Sprintf("redis|%s|%d|%s|%s|%t", rc.Address, rc.DB, rc.Username, rc.Password, rc.TLS)
 	val, loaded, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		client := redis.NewClient(&redis.Options{
-			Addr:      rc.Address,
-			Username:  rc.Username,
-			Password:  rc.Password,
-			DB:        rc.DB,
-			TLSConfig: rc.tlsConfig(),
-		})
+		client := redis.NewClient(rc.options())
 		// A Redis outage at start must not stop the gateway: Redis only
 		// speeds up revocation fan-out, so report it and carry on.
 		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -139,7 +135,7 @@ func acquireRedis(ctx context.Context, cfg *RedisConfig, logger *zap.Logger) (*p
 		if err := client.Ping(pingCtx).Err(); err != nil {
 			logger.Warn("redis not reachable at start; continuing", zap.String("address", rc.Address), zap.Error(err))
 		}
-		return &redisResource{client: client}, nil
+		return &sharedRedis{client: client}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -147,5 +143,5 @@ func acquireRedis(ctx context.Context, cfg *RedisConfig, logger *zap.Logger) (*p
 	if !loaded {
 		logger.Info("redis client created", zap.String("address", rc.Address), zap.Int("db", rc.DB))
 	}
-	return &pooledRedis{key: key, redisResource: val.(*redisResource)}, nil
+	return &redisLease{key: key, sharedRedis: val.(*sharedRedis)}, nil
 }

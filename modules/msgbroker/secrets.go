@@ -109,7 +109,7 @@ func (a *App) loadExistingKeys() error {
 		if err := keyring.CheckPermissions(s.keyringPath); err != nil {
 			a.logger.Warn("keyring file permissions are too open", zap.String("path", s.keyringPath), zap.Error(err))
 		}
-		a.keys = kr
+		a.keys.Store(kr)
 	} else if a.DevKeysDir == "" {
 		return fmt.Errorf("msgbroker: encryption_key_file %s: %w", s.keyringPath, err)
 	}
@@ -158,7 +158,7 @@ func (a *App) generateDevKeys() error {
 	a.logger.Warn("dev_keys is set: missing keys are generated on this machine; never use this in production",
 		zap.String("dir", a.DevKeysDir))
 	s := a.secrets
-	if a.Keyring() == nil {
+	if a.keys.Load() == nil {
 		kr, created, err := keyring.CreateIfMissing(s.keyringPath)
 		if err != nil {
 			return fmt.Errorf("msgbroker: creating development keyring: %w", err)
@@ -167,11 +167,9 @@ func (a *App) generateDevKeys() error {
 			a.logger.Warn("DEVELOPMENT ENCRYPTION KEY GENERATED — message bodies are encrypted with a key created on this machine; "+
 				"do not use dev_keys in production", zap.String("path", s.keyringPath))
 		}
-		a.mu.Lock()
-		a.keys = kr
-		a.mu.Unlock()
+		a.keys.Store(kr)
 	}
-	if a.PhoneHasher() == nil {
+	if a.hasher == nil {
 		secret, err := createDevSecret(s.devHashKeyPath, a.logger)
 		if err != nil {
 			return err
@@ -180,18 +178,14 @@ func (a *App) generateDevKeys() error {
 		if err != nil {
 			return fmt.Errorf("msgbroker: development hash key: %w", err)
 		}
-		a.mu.Lock()
 		a.hasher = h
-		a.mu.Unlock()
 	}
-	if a.JWTKey() == nil {
+	if a.jwtKey == nil {
 		secret, err := createDevSecret(s.devJWTSecretPath, a.logger)
 		if err != nil {
 			return err
 		}
-		a.mu.Lock()
 		a.jwtKey = []byte(secret)
-		a.mu.Unlock()
 	}
 	return nil
 }

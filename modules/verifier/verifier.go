@@ -71,8 +71,9 @@ func (v *Verifier) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// handshakeTimeout bounds the one-time registry load a handshake may wait
-// for when it arrives before the app has started.
+// handshakeTimeout bounds how long a handshake waits for the app's
+// services (when it arrives before the app has started) and for the
+// database lookup of a serial the registry does not know yet.
 const handshakeTimeout = 5 * time.Second
 
 // VerifyClientCertificate refuses a leaf that is not an active certificate
@@ -85,12 +86,12 @@ func (v *Verifier) VerifyClientCertificate(rawCerts [][]byte, verifiedChains [][
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
-	registry, err := v.app.Registry(ctx)
+	svcs, err := v.app.Services(ctx)
 	if err != nil {
 		v.logger.Error("client certificate registry unavailable; refusing the handshake", zap.Error(err))
 		return fmt.Errorf("msgbroker: client certificate registry unavailable")
 	}
-	if _, err := registry.CheckFresh(ctx, leaf); err != nil {
+	if _, err := svcs.Registry.CheckFresh(ctx, leaf); err != nil {
 		v.logger.Info("client certificate refused", zap.String("serial", clientca.SerialHex(leaf.SerialNumber)),
 			zap.String("client_id", leaf.Subject.CommonName), zap.String("reason", err.Error()))
 		return fmt.Errorf("msgbroker: %w", err)

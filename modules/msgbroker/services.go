@@ -1,0 +1,151 @@
+package msgbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
+	"github.com/msgbroker/caddy-msgbroker/internal/certregistry"
+	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
+	"github.com/msgbroker/caddy-msgbroker/internal/phone"
+	"github.com/msgbroker/caddy-msgbroker/storage"
+)
+
+// Services is what the broker's handlers and CLI commands work with. One
+// function, buildServices, assembles it for the running gateway (App.Services)
+// and for the CLI (OpenServices), so both apply the same rules. It does not
+// change once built: a new capability adds a field here, not a lock and an
+// accessor on the app. The keyring is the one exception — the gateway
+// reloads it when its file changes — so it is read through Keyring.
+type Services struct {
+	// Store holds the repositories over the database.
+	Store *storage.Store
+	// AutoMigrate is the config's auto_migrate setting (its default
+	// applied): whether pending migrations are applied without asking.
+	AutoMigrate bool
+	// Redis is nil when the config has no Redis.
+	Redis redis.UniversalClient
+	// Registry is the in-memory registry of issued client certificates.
+	// The gateway keeps it fresh; the CLI only uses it to announce changes.
+	Registry     *certregistry.Registry
+	Messages     *broker.Messages
+	Certificates *broker.Certificates
+	Users        *broker.Users
+	// Hasher hashes phone numbers; nil when opened without keys.
+	Hasher *phone.Hasher
+	// JWTKey signs portal tokens; nil when opened without keys.
+	JWTKey []byte
+	// KeyringPath is the keyring file.
+	KeyringPath string
+	// CertStorage is Caddy's storage, where the pki app keeps its CA keys
+	// and the issuer its client-issuing intermediate.
+	CertStorage certmagic.Storage
+	Logger      *zap.Logger
+
+	keyring *atomic.Pointer[keyring.Keyring]
+	// close releases what OpenServices opened; nil for the gateway, whose
+	// connections belong to the usage pool.
+	close func() error
+}
+
+// Keyring returns the keyring that encrypts message bodies now (nil when
+// the services were opened without keys).
+func (s *Services) Keyring() *keyring.Keyring {
+	if s.keyring == nil {
+		return nil
+	}
+	return s.keyring.Load()
+}
+
+// Close releases the connections OpenServices opened. The gateway's
+// services are released by the app, so Close does nothing for them.
+func (s *Services) Close() error {
+	if s.close == nil {
+		return nil
+	}
+	return s.close()
+}
+
+// serviceParts is what the gateway and the CLI open, each in its own way
+// (pooled across reloads, or directly), before the services are built.
+type serviceParts struct {
+	store       *storage.Store
+	redis       redis.UniversalClient
+	keyring     *atomic.Pointer[keyring.Keyring]
+	keyringPath string
+	hasher      *phone.Hasher
+	jwtKey      []byte
+	certStorage certmagic.Storage
+	// caID and caName identify the pki CA whose intermediate issues client
+	// certificates; caName is empty when the config does not name it.
+	caID, caName string
+	maxBodyChars int
+	logger       *zap.Logger
+	// inserter batches registrations on the gateway; nil inserts directly.
+	inserter interface {
+		Insert(ctx context.Context, m *storage.Message) error
+	}
+	// issued and revoked count certificates changed in this process (may
+	// be nil).
+	issued, revoked prometheus.Counter
+}
+
+// buildServices assembles the domain services over opened parts. It opens
+// nothing itself, so the gateway and the CLI differ only in how they open.
+func buildServices(p serviceParts) (*Services, error) {
+	issuer, err := clientca.New(clientca.Config{CAID: p.caID, Name: p.caName, Storage: p.certStorage})
+	if err != nil {
+		return nil, fmt.Errorf("msgbroker: setting up the client certificate issuer: %w", err)
+	}
+	registry := certregistry.NewRegistry(p.store.Clients, p.logger.Named("clients"))
+	s := &Services{
+		Store:       p.store,
+		Redis:       p.redis,
+		Registry:    registry,
+		Users:       &broker.Users{Store: p.store, Logger: p.logger},
+		Hasher:      p.hasher,
+		JWTKey:      p.jwtKey,
+		KeyringPath: p.keyringPath,
+		CertStorage: p.certStorage,
+		Logger:      p.logger,
+		keyring:     p.keyring,
+	}
+	s.Messages = &broker.Messages{
+		Store:        p.store,
+		Inserter:     p.inserter,
+		Keys:         s.Keyring,
+		Hasher:       func() *phone.Hasher { return s.Hasher },
+		MaxBodyChars: p.maxBodyChars,
+	}
+	s.Certificates = &broker.Certificates{
+		Store:    p.store,
+		Issuer:   issuer,
+		Logger:   p.logger,
+		Issued:   p.issued,
+		Revoked:  p.revoked,
+		Announce: s.announce,
+	}
+	return s, nil
+}
+
+// announce refreshes this process's registry at once and tells the other
+// nodes through Redis; without Redis they see the change at their next poll
+// (revocation_poll_interval).
+func (s *Services) announce(ctx context.Context, serial string) {
+	if err := s.Registry.Announce(ctx, serial, s.Redis); err != nil {
+		s.Logger.Warn("announcing a certificate change failed; other nodes will see it when they poll",
+			zap.String("serial", serial), zap.Error(err))
+	}
+}
+
+// errNoKeys is returned to commands that need keys the gateway has not
+// generated yet.
+var errNoKeys = errors.New("msgbroker: the development keys do not exist yet; start the gateway once to create them")
