@@ -83,13 +83,24 @@ func ParseBlock(d *caddyfile.Dispenser, block string, options Options) error {
 	return nil
 }
 
-// OneArg returns the single argument of the option the dispenser is on.
+// OneArg returns the single argument of the option the dispenser is on,
+// which takes no block.
 func OneArg(d *caddyfile.Dispenser) (string, error) {
+	option := d.Val()
 	var v string
 	if !d.Args(&v) || d.NextArg() {
 		return "", d.ArgErr()
 	}
-	return v, nil
+	return v, noBlock(d, option)
+}
+
+// noBlock refuses a block after an option that takes none; without it the
+// block's first line would be reported as an unknown option named '{'.
+func noBlock(d *caddyfile.Dispenser, option string) error {
+	if d.NextBlock(d.Nesting()) {
+		return d.Errf("%s takes no block, got '%s'", option, d.Val())
+	}
+	return nil
 }
 
 // valueErr reports a bad value of option, quoting it, at the value's line.
@@ -110,11 +121,12 @@ func String(dst *string) Option {
 // Flag is an option without arguments that turns a setting on.
 func Flag(dst *bool) Option {
 	return func(d *caddyfile.Dispenser) error {
+		option := d.Val()
 		if d.NextArg() {
 			return d.ArgErr()
 		}
 		*dst = true
-		return nil
+		return noBlock(d, option)
 	}
 }
 
