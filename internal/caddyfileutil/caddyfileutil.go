@@ -83,9 +83,9 @@ func ParseBlock(d *caddyfile.Dispenser, block string, options Options) error {
 	return nil
 }
 
-// OneArg returns the single argument of the option the dispenser is on,
+// oneArg returns the single argument of the option the dispenser is on,
 // which takes no block.
-func OneArg(d *caddyfile.Dispenser) (string, error) {
+func oneArg(d *caddyfile.Dispenser) (string, error) {
 	option := d.Val()
 	var v string
 	if !d.Args(&v) || d.NextArg() {
@@ -112,7 +112,7 @@ func valueErr(d *caddyfile.Dispenser, option, expected, got string) error {
 // included, to be resolved at provisioning).
 func String(dst *string) Option {
 	return func(d *caddyfile.Dispenser) error {
-		v, err := OneArg(d)
+		v, err := oneArg(d)
 		*dst = v
 		return err
 	}
@@ -134,7 +134,7 @@ func Flag(dst *bool) Option {
 func Int(dst *int) Option {
 	return func(d *caddyfile.Dispenser) error {
 		option := d.Val()
-		v, err := OneArg(d)
+		v, err := oneArg(d)
 		if err != nil {
 			return err
 		}
@@ -152,7 +152,7 @@ func Int(dst *int) Option {
 func Size(dst *int64, max uint64) Option {
 	return func(d *caddyfile.Dispenser) error {
 		option := d.Val()
-		v, err := OneArg(d)
+		v, err := oneArg(d)
 		if err != nil {
 			return err
 		}
@@ -170,7 +170,7 @@ func Size(dst *int64, max uint64) Option {
 func Duration(dst *caddy.Duration) Option {
 	return func(d *caddyfile.Dispenser) error {
 		option := d.Val()
-		v, err := OneArg(d)
+		v, err := oneArg(d)
 		if err != nil {
 			return err
 		}
@@ -188,7 +188,7 @@ func Duration(dst *caddy.Duration) Option {
 func OnOff(dst **bool) Option {
 	return func(d *caddyfile.Dispenser) error {
 		option := d.Val()
-		v, err := OneArg(d)
+		v, err := oneArg(d)
 		if err != nil {
 			return err
 		}
