@@ -1,15 +1,19 @@
 // Package caddyfile holds the golden adapt cases: for every global option,
 // directive and shipped example, one Caddyfile and the JSON Caddy must make
-// of it. Run `go test ./caddyfile -update` after a deliberate change and
-// review the diff.
+// of it; and in testdata/invalid/, Caddyfiles that must not adapt, each
+// with the exact error (offending token and line) it must give. Run
+// `go test ./caddyfile -update` after a deliberate change and review the
+// diff.
 package caddyfile
 
 import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -83,32 +87,75 @@ func TestAdaptExamples(t *testing.T) {
 	}
 }
 
-// TestAdaptRejectsBadOptions checks that mistakes in the global option are
-// reported at adapt time, with the offending token.
-func TestAdaptRejectsBadOptions(t *testing.T) {
-	cases := map[string]string{
-		"unknown option":       "{\n\tmsgbroker {\n\t\tdatabse sqlite x.db\n\t}\n}\n",
-		"unknown driver":       "{\n\tmsgbroker {\n\t\tdatabase postgres x\n\t}\n}\n",
-		"database without dsn": "{\n\tmsgbroker {\n\t\tdatabase sqlite\n\t}\n}\n",
-		"bad pool size":        "{\n\tmsgbroker {\n\t\tdatabase mysql dsn {\n\t\t\tmax_open_conns many\n\t\t}\n\t}\n}\n",
-		"bad auto_migrate":     "{\n\tmsgbroker {\n\t\tdatabase mysql dsn {\n\t\t\tauto_migrate sometimes\n\t\t}\n\t}\n}\n",
-		"bad duration":         "{\n\tmsgbroker {\n\t\tdatabase mysql dsn {\n\t\t\tconn_max_lifetime forever\n\t\t}\n\t}\n}\n",
-		"redis extra arg":      "{\n\tmsgbroker {\n\t\tredis a:1 b:2\n\t}\n}\n",
-		"unknown redis option": "{\n\tmsgbroker {\n\t\tredis a:1 {\n\t\t\tpasswd x\n\t\t}\n\t}\n}\n",
-		"health with argument": ":80 {\n\tmsgbroker_health now\n}\n",
-		"option argument":      "{\n\tmsgbroker on\n}\n",
-		"bad size":             "{\n\tmsgbroker {\n\t\tmax_request_bytes lots\n\t}\n}\n",
-		"internal with option": ":80 {\n\tmsgbroker_internal {\n\t\tlimit 1\n\t}\n}\n",
-		"verifier with option": ":443 {\n\ttls internal {\n\t\tclient_auth {\n\t\t\tverifier msgbroker {\n\t\t\t\tpoll 1s\n\t\t\t}\n\t\t}\n\t}\n}\n",
+// TestAdaptRefusesInvalidCaddyfiles adapts each testdata/invalid/*.caddyfiletest
+// (a Caddyfile, a line of ten dashes, the expected error) and requires that
+// exact error: one that names the offending token and its line.
+func TestAdaptRefusesInvalidCaddyfiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no invalid cases found: %v", err)
 	}
-	for name, input := range cases {
-		t.Run(name, func(t *testing.T) {
-			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
-			if err == nil {
-				t.Fatalf("adapting %q succeeded, want an error", input)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if !strings.Contains(err.Error(), "Caddyfile:") {
-				t.Errorf("error %q does not point at the Caddyfile line", err)
+			input, expected, ok := strings.Cut(string(data), "----------")
+			if !ok {
+				t.Fatalf("%s: missing the ---------- separator", file)
+			}
+			input = strings.TrimSpace(input) + "\n"
+			out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), map[string]any{"filename": "Caddyfile"})
+			if err == nil {
+				t.Fatalf("adapting succeeded, want an error; got JSON %s", out)
+			}
+			if *update {
+				writeGolden(t, file, input+"----------\n"+err.Error()+"\n")
+				return
+			}
+			if got, want := err.Error(), strings.TrimSpace(expected); got != want {
+				t.Errorf("wrong error\n got: %s\nwant: %s", got, want)
+			}
+		})
+	}
+}
+
+// TestAdaptRejectsBadOptions checks that mistakes in the global option and
+// the directives are reported at adapt time with the offending token and
+// the line it is on.
+func TestAdaptRejectsBadOptions(t *testing.T) {
+	cases := map[string]struct {
+		input string
+		token string // what the error must quote
+		line  int    // where it must point
+	}{
+		"unknown option":       {"{\n\tmsgbroker {\n\t\tdatabse sqlite x.db\n\t}\n}\n", "'databse'", 3},
+		"unknown driver":       {"{\n\tmsgbroker {\n\t\tdatabase postgres x\n\t}\n}\n", "'postgres'", 3},
+		"database without dsn": {"{\n\tmsgbroker {\n\t\tdatabase sqlite\n\t}\n}\n", "'sqlite'", 3},
+		"bad pool size":        {"{\n\tmsgbroker {\n\t\tdatabase mysql dsn {\n\t\t\tmax_open_conns many\n\t\t}\n\t}\n}\n", "'many'", 4},
+		"bad auto_migrate":     {"{\n\tmsgbroker {\n\t\tdatabase mysql dsn {\n\t\t\tauto_migrate sometimes\n\t\t}\n\t}\n}\n", "'sometimes'", 4},
+		"bad duration":         {"{\n\tmsgbroker {\n\t\tdatabase mysql dsn {\n\t\t\tconn_max_lifetime forever\n\t\t}\n\t}\n}\n", "'forever'", 4},
+		"redis extra arg":      {"{\n\tmsgbroker {\n\t\tredis a:1 b:2\n\t}\n}\n", "'b:2'", 3},
+		"unknown redis option": {"{\n\tmsgbroker {\n\t\tredis a:1 {\n\t\t\tpasswd x\n\t\t}\n\t}\n}\n", "'passwd'", 4},
+		"health with argument": {":80 {\n\tmsgbroker_health now\n}\n", "'now'", 2},
+		"option argument":      {"{\n\tmsgbroker on\n}\n", "'on'", 2},
+		"bad size":             {"{\n\tmsgbroker {\n\t\tmax_request_bytes lots\n\t}\n}\n", "'lots'", 3},
+		"internal with option": {":80 {\n\tmsgbroker_internal {\n\t\tlimit 1\n\t}\n}\n", "'limit'", 3},
+		"verifier with option": {":443 {\n\ttls internal {\n\t\tclient_auth {\n\t\t\tverifier msgbroker {\n\t\t\t\tpoll 1s\n\t\t\t}\n\t\t}\n\t}\n}\n", "'poll'", 5},
+		"repeated option":      {"{\n\tmsgbroker {\n\t\tca one\n\t\tca two\n\t}\n}\n", "'ca'", 4},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(c.input), nil)
+			if err == nil {
+				t.Fatalf("adapting %q succeeded, want an error", c.input)
+			}
+			if !strings.Contains(err.Error(), c.token) {
+				t.Errorf("error %q does not quote the offending token %s", err, c.token)
+			}
+			if at := regexp.MustCompile(fmt.Sprintf(`\bCaddyfile:%d\b`, c.line)); !at.MatchString(err.Error()) {
+				t.Errorf("error %q does not point at Caddyfile:%d", err, c.line)
 			}
 		})
 	}

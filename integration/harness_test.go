@@ -134,6 +134,12 @@ func internalSite(port int) string {
 }
 
 func (g *gateway) config(databaseLine, extraOptions string) string {
+	// Poll fast so revocations show within a test, unless the test sets its
+	// own interval (an option may appear only once).
+	poll := "revocation_poll_interval 200ms"
+	if strings.Contains(extraOptions, "revocation_poll_interval") {
+		poll = ""
+	}
 	return fmt.Sprintf(`{
 	%s
 	pki {
@@ -144,7 +150,7 @@ func (g *gateway) config(databaseLine, extraOptions string) string {
 	msgbroker {
 		%s
 		dev_keys %s
-		revocation_poll_interval 200ms
+		%s
 		%s
 	}
 }
@@ -158,7 +164,7 @@ http://127.0.0.1:%d {
 		msgbroker_crl
 	}
 }
-`, g.globalOptions, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), extraOptions, internalSite(g.mtlsPort), g.httpPort)
+`, g.globalOptions, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), poll, extraOptions, internalSite(g.mtlsPort), g.httpPort)
 }
 
 // services returns the running gateway's services.

@@ -25,19 +25,16 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
-	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
 	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
 func init() {
 	caddy.RegisterModule(Handler{})
-	caddyfileutil.RegisterHandler("msgbroker_crl", func() caddyfileutil.Handler { return new(Handler) })
 }
 
 // cacheFor is how long a signed CRL is reused.
@@ -123,14 +120,8 @@ func (h *Handler) current(r *http.Request) ([]byte, error) {
 	return der, nil
 }
 
-// UnmarshalCaddyfile parses `msgbroker_crl`, which takes no arguments.
-func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyfileutil.NoOptions(d, "")
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
-	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

@@ -10,9 +10,13 @@ func init() {
 	caddyfileutil.RegisterHandler("msgbroker_docs", func() caddyfileutil.Handler { return new(Handler) })
 }
 
-// UnmarshalCaddyfile parses `msgbroker_docs`, which takes no arguments.
+// UnmarshalCaddyfile parses the `msgbroker_docs` directive:
+//
+//	msgbroker_docs
+//
+// It takes no arguments and no block.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyfileutil.NoOptions(d, "")
+	return caddyfileutil.NoOptions(d, "msgbroker_docs", "")
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -10,9 +10,13 @@ func init() {
 	caddyfileutil.RegisterHandler("msgbroker_health", func() caddyfileutil.Handler { return new(Handler) })
 }
 
-// UnmarshalCaddyfile parses `msgbroker_health`, which takes no arguments.
+// UnmarshalCaddyfile parses the `msgbroker_health` directive:
+//
+//	msgbroker_health
+//
+// It takes no arguments and no block.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyfileutil.NoOptions(d, "")
+	return caddyfileutil.NoOptions(d, "msgbroker_health", "")
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

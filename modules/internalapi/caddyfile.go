@@ -10,9 +10,14 @@ func init() {
 	caddyfileutil.RegisterHandler("msgbroker_internal", func() caddyfileutil.Handler { return new(Handler) })
 }
 
-// UnmarshalCaddyfile parses `msgbroker_internal`, which takes no arguments.
+// UnmarshalCaddyfile parses the `msgbroker_internal` directive:
+//
+//	msgbroker_internal
+//
+// It takes no arguments and no block; its limits are the msgbroker global
+// option's max_request_bytes and max_body_chars.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyfileutil.NoOptions(d, "its limits are set in the msgbroker global option")
+	return caddyfileutil.NoOptions(d, "msgbroker_internal", "its limits are set in the msgbroker global option")
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

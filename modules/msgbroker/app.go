@@ -4,11 +4,12 @@
 // `pki` CA that issues client certificates. HTTP handlers reach them through
 // ctx.App("msgbroker").
 //
-// Caddyfile (global option):
+// Caddyfile (global option; every option is optional and may appear
+// once, and unknown or repeated options are errors naming their line):
 //
 //	{
 //		msgbroker {
-//			database sqlite ./data/msgbroker.db
+//			database sqlite ./data/msgbroker.db   # or instead:
 //			database mysql {env.MSGBROKER_DB_DSN} {
 //				max_open_conns    20
 //				max_idle_conns    10

@@ -1,23 +1,29 @@
 package msgbroker
 
 import (
-	"strconv"
-	"time"
-
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/dustin/go-humanize"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
 )
 
 func init() {
 	httpcaddyfile.RegisterGlobalOption(AppName, parseGlobalOption)
 }
 
+// maxRequestBytes bounds max_request_bytes: a larger body is a mistake,
+// not a message.
+const maxRequestBytes = 1 << 30
+
 // parseGlobalOption turns the `msgbroker { … }` global option into the app's
-// JSON. The syntax is documented on the package.
-func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+// JSON. A second `msgbroker` global option is an error: Caddy would
+// otherwise keep the last one silently.
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		d.Next()
+		return nil, d.Errf("duplicate global option '%s'", d.Val())
+	}
 	app := new(App)
 	if err := app.UnmarshalCaddyfile(d); err != nil {
 		return nil, err
@@ -28,174 +34,94 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	}, nil
 }
 
-// UnmarshalCaddyfile sets up the app from Caddyfile tokens.
+// UnmarshalCaddyfile sets up the app from the `msgbroker` global option:
+//
+//	msgbroker {
+//		database <sqlite|mysql> <dsn> {
+//			max_open_conns    <n>
+//			max_idle_conns    <n>
+//			conn_max_lifetime <duration>
+//			auto_migrate      <on|off>
+//		}
+//		redis <host:port> {
+//			username <user>
+//			password <password>
+//			db       <n>
+//			tls
+//		}
+//		encryption_key_file <path>
+//		hash_key   <secret>
+//		jwt_secret <secret>
+//		ca         <pki ca id>
+//		revocation_poll_interval <duration>
+//		max_request_bytes <size>
+//		max_body_chars    <n>
+//		dev_keys   <dir>
+//	}
+//
+// Every option and every block is optional, and each may appear once.
+// Numbers are non-negative integers, durations are Caddy's (1s, 30m, 1d),
+// sizes may carry a unit (64KiB, 1MB; at most 1 GiB) and the redis address
+// needs a port unless it is a placeholder.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume option name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		var err error
-		switch d.Val() {
-		case "database":
+	return caddyfileutil.ParseBlock(d, "msgbroker", caddyfileutil.Options{
+		"database": func(d *caddyfile.Dispenser) (err error) {
 			a.Database, err = parseDatabase(d)
-		case "redis":
-			a.Redis, err = parseRedis(d)
-		case "encryption_key_file":
-			a.EncryptionKeyFile, err = singleArg(d)
-		case "hash_key":
-			a.HashKey, err = singleArg(d)
-		case "jwt_secret":
-			a.JWTSecret, err = singleArg(d)
-		case "ca":
-			a.CA, err = singleArg(d)
-		case "dev_keys":
-			a.DevKeysDir, err = singleArg(d)
-		case "revocation_poll_interval":
-			var dur time.Duration
-			dur, err = durationArg(d)
-			a.RevocationPollInterval = caddy.Duration(dur)
-		case "max_request_bytes":
-			a.MaxRequestBytes, err = sizeArg(d)
-		case "max_body_chars":
-			a.MaxBodyChars, err = intArg(d)
-		default:
-			return d.Errf("unrecognized msgbroker option '%s'", d.Val())
-		}
-		if err != nil {
 			return err
-		}
-	}
-	return nil
+		},
+		"redis": func(d *caddyfile.Dispenser) (err error) {
+			a.Redis, err = parseRedis(d)
+			return err
+		},
+		"encryption_key_file":      caddyfileutil.String(&a.EncryptionKeyFile),
+		"hash_key":                 caddyfileutil.String(&a.HashKey),
+		"jwt_secret":               caddyfileutil.String(&a.JWTSecret),
+		"ca":                       caddyfileutil.String(&a.CA),
+		"dev_keys":                 caddyfileutil.String(&a.DevKeysDir),
+		"revocation_poll_interval": caddyfileutil.Duration(&a.RevocationPollInterval),
+		"max_request_bytes":        caddyfileutil.Size(&a.MaxRequestBytes, maxRequestBytes),
+		"max_body_chars":           caddyfileutil.Int(&a.MaxBodyChars),
+	})
 }
 
-// parseDatabase parses `database <driver> <dsn> [{ … }]`.
+// parseDatabase parses `database <sqlite|mysql> <dsn> [{ … }]`.
 func parseDatabase(d *caddyfile.Dispenser) (*DatabaseConfig, error) {
 	db := new(DatabaseConfig)
-	if !d.Args(&db.Driver, &db.DSN) {
-		return nil, d.ArgErr()
-	}
-	if d.NextArg() {
+	if !d.Args(&db.Driver, &db.DSN) || d.NextArg() {
 		return nil, d.ArgErr()
 	}
 	if db.Driver != "sqlite" && db.Driver != "mysql" {
 		return nil, d.Errf("database driver must be sqlite or mysql, got '%s'", db.Driver)
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "max_open_conns":
-			db.MaxOpenConns, err = intArg(d)
-		case "max_idle_conns":
-			db.MaxIdleConns, err = intArg(d)
-		case "conn_max_lifetime":
-			var dur time.Duration
-			dur, err = durationArg(d)
-			db.ConnMaxLifetime = caddy.Duration(dur)
-		case "auto_migrate":
-			var on bool
-			on, err = onOffArg(d)
-			db.AutoMigrate = &on
-		default:
-			return nil, d.Errf("unrecognized database option '%s'", d.Val())
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return db, nil
+	err := caddyfileutil.ParseBlock(d, "database", caddyfileutil.Options{
+		"max_open_conns":    caddyfileutil.Int(&db.MaxOpenConns),
+		"max_idle_conns":    caddyfileutil.Int(&db.MaxIdleConns),
+		"conn_max_lifetime": caddyfileutil.Duration(&db.ConnMaxLifetime),
+		"auto_migrate":      caddyfileutil.OnOff(&db.AutoMigrate),
+	})
+	return db, err
 }
 
-// parseRedis parses `redis <address> [{ … }]`.
+// parseRedis parses `redis <host:port> [{ … }]`.
 func parseRedis(d *caddyfile.Dispenser) (*RedisConfig, error) {
 	r := new(RedisConfig)
-	if !d.Args(&r.Address) {
+	if !d.Args(&r.Address) || d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	if d.NextArg() {
-		return nil, d.ArgErr()
+	if err := caddyfileutil.CheckHostPort(d, "redis", r.Address); err != nil {
+		return nil, err
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "username":
-			r.Username, err = singleArg(d)
-		case "password":
-			r.Password, err = singleArg(d)
-		case "db":
-			r.DB, err = intArg(d)
-		case "tls":
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			r.TLS = true
-		default:
-			return nil, d.Errf("unrecognized redis option '%s'", d.Val())
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return r, nil
-}
-
-func singleArg(d *caddyfile.Dispenser) (string, error) {
-	var v string
-	if !d.Args(&v) || d.NextArg() {
-		return "", d.ArgErr()
-	}
-	return v, nil
-}
-
-func intArg(d *caddyfile.Dispenser) (int, error) {
-	v, err := singleArg(d)
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, d.Errf("%s: expected a non-negative integer, got '%s'", d.Val(), v)
-	}
-	return n, nil
-}
-
-// sizeArg parses a byte size such as 65536, 64KiB or 1MB.
-func sizeArg(d *caddyfile.Dispenser) (int64, error) {
-	v, err := singleArg(d)
-	if err != nil {
-		return 0, err
-	}
-	n, err := humanize.ParseBytes(v)
-	if err != nil || n == 0 || n > 1<<30 {
-		return 0, d.Errf("%s: expected a size between 1B and 1GiB, got '%s'", d.Val(), v)
-	}
-	return int64(n), nil
-}
-
-func durationArg(d *caddyfile.Dispenser) (time.Duration, error) {
-	v, err := singleArg(d)
-	if err != nil {
-		return 0, err
-	}
-	dur, err := caddy.ParseDuration(v)
-	if err != nil {
-		return 0, d.Errf("invalid duration '%s': %v", v, err)
-	}
-	return dur, nil
-}
-
-func onOffArg(d *caddyfile.Dispenser) (bool, error) {
-	v, err := singleArg(d)
-	if err != nil {
-		return false, err
-	}
-	switch v {
-	case "on", "true":
-		return true, nil
-	case "off", "false":
-		return false, nil
-	}
-	return false, d.Errf("expected on or off, got '%s'", v)
+	err := caddyfileutil.ParseBlock(d, "redis", caddyfileutil.Options{
+		"username": caddyfileutil.String(&r.Username),
+		"password": caddyfileutil.String(&r.Password),
+		"db":       caddyfileutil.Int(&r.DB),
+		"tls":      caddyfileutil.Flag(&r.TLS),
+	})
+	return r, err
 }
 
 // Interface guard

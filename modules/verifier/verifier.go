@@ -32,11 +32,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
 	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
@@ -111,14 +109,8 @@ func leafOf(rawCerts [][]byte, verifiedChains [][]*x509.Certificate) (*x509.Cert
 	return nil, errors.New("msgbroker: client certificate was not verified; use client_auth mode require_and_verify")
 }
 
-// UnmarshalCaddyfile parses `verifier msgbroker`, which takes no options.
-func (v *Verifier) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return caddyfileutil.NoOptions(d, "set revocation_poll_interval in the msgbroker global option")
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner                  = (*Verifier)(nil)
 	_ caddytls.ClientCertificateVerifier = (*Verifier)(nil)
-	_ caddyfile.Unmarshaler              = (*Verifier)(nil)
 )
