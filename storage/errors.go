@@ -47,7 +47,7 @@ func classify(err error) error {
 	case isUniqueViolation(err):
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	case IsUnavailable(err):
-		return apperr.Wrap(err, apperr.Unavailable, "database_unavailable",
+		return apperr.Wrap(err, apperr.Unavailable, "service_unavailable",
 			"the database is unavailable; retry later")
 	}
 	return err
@@ -106,13 +106,22 @@ func IsUnavailable(err error) bool {
 	case errors.As(err, &netErr):
 		return true
 	case errors.As(err, &liteErr):
-		code := liteErr.Code() & 0xff
-		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+		if liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_COMMITHOOK { // vetoed by the fileGuard
+			return true
+		}
+		switch liteErr.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, // another writer holds the file
+			sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN: // disk full, read-only or failing
+			return true
+		}
+		return false
 	}
 	var myErr *mysql.MySQLError
 	if errors.As(err, &myErr) {
 		switch myErr.Number {
 		case 1040, 1045, 1203, 1205, 1226, 2002, 2003, 2006, 2013, 3024, 3118, 4031, 4151: // too many connections, access denied or locked, lock wait timeout, gone away, lost connection, timeout
+			return true
+		case 3, 1021, 1114, 1036, 1290, 1792: // error writing a file, disk full, table full, read-only table, read-only server, read-only transaction
 			return true
 		}
 	}

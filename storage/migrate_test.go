@@ -18,7 +18,7 @@ import (
 )
 
 var (
-	allMigrations = []string{"0001_base_schema", "0002_query_indexes"}
+	allMigrations = []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe"}
 	schemaTables  = []string{
 		"messages", "users", "clients", "audit_log", "refresh_tokens",
 		"devices", "certmagic_data", "certmagic_locks",
@@ -56,6 +56,7 @@ func TestMigrationsUpDownUpCreateAndDropTheSchema(t *testing.T) {
 			rolledBack []string
 			remaining  []string
 		}{
+			{1, []string{"0003_health_probe"}, []string{"0001_base_schema", "0002_query_indexes"}},
 			{1, []string{"0002_query_indexes"}, []string{"0001_base_schema"}},
 			{5, []string{"0001_base_schema"}, nil},
 			{1, nil, nil},
@@ -78,7 +79,7 @@ func TestMigrationsUpDownUpCreateAndDropTheSchema(t *testing.T) {
 
 		rolledBack, err := storage.MigrateDown(ctx, db, len(allMigrations))
 		mustNoErr(t, err, "MigrateDown all")
-		if want := []string{"0002_query_indexes", "0001_base_schema"}; !slices.Equal(rolledBack, want) {
+		if want := []string{"0003_health_probe", "0002_query_indexes", "0001_base_schema"}; !slices.Equal(rolledBack, want) {
 			t.Fatalf("MigrateDown(all) rolled back %v, want %v", rolledBack, want)
 		}
 		assertSchema(t, db, nil)
@@ -92,8 +93,12 @@ func assertSchema(t *testing.T, db *bun.DB, applied []string) {
 	ctx := testContext(t)
 	base := slices.Contains(applied, "0001_base_schema")
 	idx := slices.Contains(applied, "0002_query_indexes")
+	probe := slices.Contains(applied, "0003_health_probe")
 
 	have := tables(t, db)
+	if have["health_probe"] != probe {
+		t.Errorf("table health_probe present = %v, want %v (applied %v)", have["health_probe"], probe, applied)
+	}
 	for _, table := range schemaTables {
 		if have[table] != base {
 			t.Errorf("table %s present = %v, want %v (applied %v)", table, have[table], base, applied)

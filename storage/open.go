@@ -178,9 +178,17 @@ func openSQLite(ctx context.Context, cfg Config) (*bun.DB, error) {
 		}
 	}
 
-	sqldb, err := sql.Open(DriverSQLite, dsn.String())
-	if err != nil {
-		return nil, fmt.Errorf("opening sqlite database %s: %w", cfg.DSN, err)
+	var sqldb *sql.DB
+	if dsn.memory {
+		if sqldb, err = sql.Open(DriverSQLite, dsn.String()); err != nil {
+			return nil, fmt.Errorf("opening sqlite database %s: %w", cfg.DSN, err)
+		}
+	} else {
+		guard, err := newFileGuard(dsn.path)
+		if err != nil {
+			return nil, err
+		}
+		sqldb = sql.OpenDB(connector{driver: newGuardedDriver(guard), name: dsn.String()})
 	}
 	if dsn.memory {
 		// Every connection to ":memory:" is a separate, empty database, so

@@ -11,6 +11,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/uptrace/bun"
 
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
@@ -193,7 +194,8 @@ func TestRedactDSN(t *testing.T) {
 func TestErrorsAreWrappedWithContext(t *testing.T) {
 	db := storagetest.OpenSQLite(t)
 	_, err := storage.New(db).Users.GetByID(testContext(t), 42)
-	if !errors.Is(err, storage.ErrNotFound) || err.Error() != "getting user 42: not found" {
-		t.Errorf("GetByID(42) = %q, want %q wrapping ErrNotFound", err, "getting user 42: not found")
+	const want = "getting user 42: not_found: not found"
+	if !errors.Is(err, storage.ErrNotFound) || apperr.KindOf(err) != apperr.NotFound || err.Error() != want {
+		t.Errorf("GetByID(42) = %q, want %q wrapping ErrNotFound (kind NotFound)", err, want)
 	}
 }

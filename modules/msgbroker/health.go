@@ -3,10 +3,12 @@ package msgbroker
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddypki"
+	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
 // Component and overall health states.
@@ -82,10 +84,16 @@ func (a *App) databaseHealth(ctx context.Context) (string, string) {
 	if err != nil {
 		return Unhealthy, "database not open"
 	}
-	pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := s.Store.DB.PingContext(pingCtx); err != nil {
+	if err := s.Store.DB.PingContext(checkCtx); err != nil {
 		return Unhealthy, "database not answering"
+	}
+	if err := s.Store.CheckWritable(checkCtx); err != nil {
+		if errors.Is(err, storage.ErrFileGone) {
+			return Unhealthy, "database file was removed or replaced; restart the gateway"
+		}
+		return Unhealthy, "database does not take writes (disk full or read-only?)"
 	}
 	return Healthy, ""
 }

@@ -1,0 +1,143 @@
+package storage_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/uptrace/bun"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
+	"github.com/msgbroker/caddy-msgbroker/storage"
+	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
+)
+
+// openSQLiteAt opens and migrates a SQLite database at path.
+func openSQLiteAt(t *testing.T, dsn string) *storage.Store {
+	t.Helper()
+	db := openDB(t, storage.Config{Driver: storage.DriverSQLite, DSN: dsn})
+	if _, err := storage.Migrate(testContext(t), db); err != nil {
+		t.Fatal(err)
+	}
+	return storage.New(db)
+}
+
+func TestCheckWritableOnAHealthyDatabase(t *testing.T) {
+	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		s := storage.New(db)
+		for range 2 { // the first check inserts the probe row, the second updates it
+			if err := s.CheckWritable(testContext(t)); err != nil {
+				t.Fatalf("CheckWritable: %v", err)
+			}
+		}
+	})
+}
+
+// SQLite keeps writing into a deleted file's inode; the store must refuse
+// instead, so nothing is acknowledged into a file nobody can read again.
+func TestDeletedSQLiteFileRefusesWritesAsUnavailable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broker.db")
+	s := openSQLiteAt(t, path)
+	ctx := testContext(t)
+	if err := s.Messages.Insert(ctx, newMessage(1, "c1", "queued")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Messages.Insert(ctx, newMessage(2, "c1", "queued"))
+	if apperr.KindOf(err) != apperr.Unavailable {
+		t.Fatalf("insert after the file was deleted = %v (kind %v), want Unavailable", err, apperr.KindOf(err))
+	}
+	if err := s.CheckWritable(ctx); !errors.Is(err, storage.ErrFileGone) {
+		t.Fatalf("CheckWritable after deletion = %v, want ErrFileGone", err)
+	}
+	// A new file at the same path is not the database that was opened.
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckWritable(ctx); !errors.Is(err, storage.ErrFileGone) {
+		t.Fatalf("CheckWritable after replacement = %v, want ErrFileGone", err)
+	}
+}
+
+func TestReadOnlySQLiteIsUnavailableNotInternal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broker.db")
+	openSQLiteAt(t, path) // create and migrate it
+	s := storage.New(openDB(t, storage.Config{Driver: storage.DriverSQLite, DSN: "file:" + path + "?mode=ro"}))
+	ctx := testContext(t)
+	if err := s.CheckWritable(ctx); apperr.KindOf(err) != apperr.Unavailable {
+		t.Fatalf("CheckWritable on a read-only database = %v, want Unavailable", err)
+	}
+	if err := s.Messages.Insert(ctx, newMessage(1, "c1", "queued")); apperr.KindOf(err) != apperr.Unavailable {
+		t.Fatalf("insert into a read-only database = %v, want Unavailable", err)
+	}
+}
+
+// A full disk makes writes Unavailable, and writes work again as soon as
+// space returns, without reopening anything.
+func TestFullDiskIsUnavailableAndRecovers(t *testing.T) {
+	dir := smallFilesystem(t, "2m")
+	s := openSQLiteAt(t, filepath.Join(dir, "broker.db"))
+	ctx := testContext(t)
+	filler := filepath.Join(dir, "filler")
+	fillDisk(t, filler)
+
+	var err error
+	for i := 0; i < 10000 && err == nil; i++ {
+		m := newMessage(i, "c1", "queued")
+		m.BodyEncrypted = make([]byte, 4096)
+		err = s.Messages.Insert(ctx, m)
+	}
+	if apperr.KindOf(err) != apperr.Unavailable {
+		t.Fatalf("insert on a full disk = %v, want Unavailable", err)
+	}
+	if err := s.CheckWritable(ctx); apperr.KindOf(err) != apperr.Unavailable {
+		t.Fatalf("CheckWritable on a full disk = %v, want Unavailable", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckWritable(ctx); err != nil {
+		t.Fatalf("CheckWritable after space returned: %v", err)
+	}
+	if err := s.Messages.Insert(ctx, newMessage(20000, "c1", "queued")); err != nil {
+		t.Fatalf("insert after space returned: %v", err)
+	}
+}
+
+// smallFilesystem mounts a tmpfs of the given size for the test. Mounting
+// needs root; without it the test skips, or fails when services are
+// required (CI runs as root).
+func smallFilesystem(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("cannot mount a small tmpfs (needs root): %v: %s", err, out)
+		if os.Getenv(storagetest.EnvRequireServices) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// fillDisk writes path until the file system is full.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+}
