@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
+	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
+	"github.com/msgbroker/caddy-msgbroker/storage"
+)
+
+// opening is how much of the broker a command opens.
+type opening int
+
+const (
+	// schemaAsIs opens the database without looking at its schema: the
+	// migrate commands are what makes the schema current.
+	schemaAsIs opening = iota
+	// database opens the database with its schema current.
+	database
+	// withKeys also opens the keyring, the phone hasher and the
+	// certificate issuer.
+	withKeys
+)
+
+// services are the parts of the broker the commands use.
+type services struct {
+	Store        *storage.Store
+	Users        *broker.Users
+	Certificates *broker.Certificates // nil unless opened withKeys
+	Keys         *broker.Keys         // nil unless opened withKeys
+}
+
+// withServices runs the work of a command: it opens the broker's services
+// from the config, under a context that SIGINT and SIGTERM cancel so long
+// commands stop between two consistent steps, runs fn, closes them and
+// turns the outcome into the exit status (see exit). It is the only
+// code that looks into what msgbroker.OpenOffline returns.
+func withServices(fl caddycmd.Flags, what opening, fn func(ctx context.Context, out *console, svc *services) error) (int, error) {
+	ctx, cancel := signalContext(context.Background())
+	defer cancel()
+	off, err := openServices(ctx, fl, what)
+	if err != nil {
+		return exit(err)
+	}
+	svc := &services{
+		Store:        off.DB,
+		Users:        &broker.Users{Store: off.DB, Logger: off.App.Logger()},
+		Certificates: off.Certificates,
+	}
+	if off.Keys != nil {
+		svc.Keys = &broker.Keys{Store: off.DB, Keyring: off.Keys, Path: off.KeyringPath, Logger: off.App.Logger()}
+	}
+	err = fn(ctx, newConsole(fl), svc)
+	if cerr := off.Close(); cerr != nil {
+		fmt.Fprintf(stdio.err, "warning: closing the database: %v\n", cerr)
+	}
+	return exit(err)
+}
+
+// openServices loads the config and opens what the command needs, saying
+// on stderr which database it opened. Unless asked for the schema as it
+// is, it also makes sure the schema is current: pending migrations are
+// applied when the config's auto_migrate is on (the SQLite default), as
+// the gateway would at start; otherwise they are an error pointing at
+// 'migrate up'.
+func openServices(ctx context.Context, fl caddycmd.Flags, what opening) (*msgbroker.Offline, error) {
+	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
+	if err != nil {
+		return nil, fmt.Errorf("loading config: %w", err)
+	}
+	if len(cfgJSON) == 0 {
+		return nil, usagef("no config: pass --config <Caddyfile>, or run in the directory of your Caddyfile")
+	}
+	off, err := msgbroker.OpenOffline(ctx, cfgJSON, msgbroker.OfflineOptions{
+		SkipKeys: what != withKeys,
+		Logger:   caddy.Log(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if what == schemaAsIs {
+		return off, nil
+	}
+	if err := ensureSchema(ctx, off); err != nil {
+		_ = off.Close()
+		return nil, err
+	}
+	return off, nil
+}
+
+func ensureSchema(ctx context.Context, off *msgbroker.Offline) error {
+	states, err := storage.MigrationStatus(ctx, off.DB.DB)
+	if err != nil {
+		return err
+	}
+	pending := 0
+	for _, s := range states {
+		if !s.Applied {
+			pending++
+		}
+	}
+	if pending == 0 {
+		return nil
+	}
+	// The same default as the gateway: on for sqlite, off for mysql.
+	db := off.App.Database
+	auto := db.Driver == storage.DriverSQLite
+	if db.AutoMigrate != nil {
+		auto = *db.AutoMigrate
+	}
+	if !auto {
+		return fmt.Errorf("the database schema has %d pending migration(s); apply them with 'caddy msgbroker migrate up'", pending)
+	}
+	applied, err := storage.Migrate(ctx, off.DB.DB)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.err, "Applied migrations (auto_migrate): %s\n", strings.Join(applied, ", "))
+	return nil
+}
