@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -63,26 +64,36 @@ func withServices(fl caddycmd.Flags, what opening, fn func(ctx context.Context, 
 }
 
 // openServices loads the config and opens what the command needs, saying
-// on stderr which database it opened. Unless asked for the schema as it
+// on stderr which database it opened, so that an operator never works on
+// another one unawares. Unless asked for the schema as it
 // is, it also makes sure the schema is current: pending migrations are
 // applied when the config's auto_migrate is on (the SQLite default), as
 // the gateway would at start; otherwise they are an error pointing at
 // 'migrate up'.
 func openServices(ctx context.Context, fl caddycmd.Flags, what opening) (*msgbroker.Offline, error) {
-	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
+	cfgJSON, configFile, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
 	if err != nil {
 		return nil, fmt.Errorf("loading config: %w", err)
 	}
 	if len(cfgJSON) == 0 {
 		return nil, usagef("no config: pass --config <Caddyfile>, or run in the directory of your Caddyfile")
 	}
+	// Relative paths in the config mean its directory: an operator
+	// passing --config from elsewhere must reach the same database and
+	// keys as the gateway started beside it.
+	configDir, err := filepath.Abs(filepath.Dir(configFile))
+	if err != nil {
+		return nil, err
+	}
 	off, err := msgbroker.OpenOffline(ctx, cfgJSON, msgbroker.OfflineOptions{
 		SkipKeys: what != withKeys,
 		Logger:   caddy.Log(),
+		BaseDir:  configDir,
 	})
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(stdio.err, "Database: %s\n", off.Database)
 	if what == schemaAsIs {
 		return off, nil
 	}

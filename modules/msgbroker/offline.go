@@ -37,6 +37,9 @@ type Offline struct {
 	Redis *redis.Client
 	// Storage is Caddy's storage of the config (CA keys live there).
 	Storage certmagic.Storage
+	// Database names the database opened, without its password, for
+	// telling the operator which one it is.
+	Database string
 
 	cancel context.CancelFunc
 }
@@ -48,6 +51,10 @@ type OfflineOptions struct {
 	SkipKeys bool
 	// Logger receives the services' warnings (default: a no-op logger).
 	Logger *zap.Logger
+	// BaseDir, when set, is the directory relative paths in the config
+	// are taken from (the SQLite file, the keyring and development keys,
+	// the file_system storage root) instead of the working directory.
+	BaseDir string
 }
 
 // OpenOffline opens the services of the msgbroker app in cfgJSON (a whole
@@ -82,15 +89,19 @@ func OpenOffline(ctx context.Context, cfgJSON []byte, opts OfflineOptions) (*Off
 	if err != nil {
 		return nil, err
 	}
+	if scfg.Driver == storage.DriverSQLite {
+		scfg.DSN = sqliteDSNInDir(opts.BaseDir, scfg.DSN)
+	}
+	o.Database = describeDatabase(scfg)
 	db, err := storage.Open(ctx, scfg)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s database %s: %w", scfg.Driver, storage.RedactDSN(scfg.Driver, scfg.DSN), err)
+		return nil, fmt.Errorf("opening %s database: %w", o.Database, err)
 	}
 	o.DB = storage.New(db)
 	if opts.SkipKeys {
 		return o, nil
 	}
-	if err := o.openRest(ctx, cfg.StorageRaw, caName(cfg.Apps["pki"], o.App.CA), logger); err != nil {
+	if err := o.openRest(ctx, storageInDir(opts.BaseDir, cfg.StorageRaw), caName(cfg.Apps["pki"], o.App.CA), logger, opts.BaseDir); err != nil {
 		_ = o.Close()
 		return nil, err
 	}
@@ -113,12 +124,13 @@ func caName(pkiRaw json.RawMessage, id string) string {
 	return pki.CAs[id].Name
 }
 
-func (o *Offline) openRest(ctx context.Context, storageRaw json.RawMessage, name string, logger *zap.Logger) error {
+func (o *Offline) openRest(ctx context.Context, storageRaw json.RawMessage, name string, logger *zap.Logger, baseDir string) error {
 	a := &o.App
 	secrets, err := resolveSecrets(a)
 	if err != nil {
 		return err
 	}
+	secrets.in(baseDir)
 	a.secrets = secrets
 	// Development secrets are read, never generated, by the CLI: the
 	// gateway's first start creates them.
