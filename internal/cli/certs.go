@@ -19,7 +19,10 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
-// certJSON is an issued certificate as --json prints it.
+// certJSON is an issued certificate as --json prints it. The clients row
+// keeps the certificate's NotBefore as issued_at, which the issuer
+// backdates a minute for clocks slightly behind; the time of issuance is
+// when the row was recorded.
 type certJSON struct {
 	ClientID          string     `json:"client_id"`
 	Role              string     `json:"role"`
@@ -28,6 +31,7 @@ type certJSON struct {
 	Status            string     `json:"status"`
 	Subject           string     `json:"subject"`
 	IssuedAt          time.Time  `json:"issued_at"`
+	NotBefore         time.Time  `json:"not_before"`
 	NotAfter          time.Time  `json:"not_after"`
 	RevokedAt         *time.Time `json:"revoked_at"`
 	RevocationReason  *string    `json:"revocation_reason"`
@@ -47,7 +51,7 @@ func certStatus(cl *storage.Client, now time.Time) string {
 
 func certOut(cl *storage.Client, now time.Time) certJSON {
 	return certJSON{ClientID: cl.ClientID, Role: cl.Role, SerialNumber: cl.SerialNumber, FingerprintSHA256: cl.FingerprintSHA256,
-		Status: certStatus(cl, now), Subject: cl.Subject, IssuedAt: cl.IssuedAt, NotAfter: cl.NotAfter,
+		Status: certStatus(cl, now), Subject: cl.Subject, IssuedAt: cl.CreatedAt, NotBefore: cl.IssuedAt, NotAfter: cl.NotAfter,
 		RevokedAt: cl.RevokedAt, RevocationReason: cl.RevocationReason, CreatedBy: cl.CreatedBy}
 }
 
@@ -63,7 +67,7 @@ func (c *console) printCerts(certs []storage.Client) error {
 			revoked = timeText(*cl.RevokedAt) + " " + strPtrText(cl.RevocationReason)
 		}
 		rows = append(rows, []string{cl.ClientID, cl.Role, cl.SerialNumber, certStatus(&cl, now),
-			timeText(cl.IssuedAt), timeText(cl.NotAfter), revoked})
+			timeText(cl.CreatedAt), timeText(cl.NotAfter), revoked})
 	}
 	return c.table([]string{"CLIENT", "ROLE", "SERIAL", "STATUS", "ISSUED", "EXPIRES", "REVOKED"}, rows)
 }

@@ -34,11 +34,11 @@ and running 'keys rotate' again continues where it stopped instead of
 adding yet another key (unless --new-key). When nothing is left under older
 keys, they can be removed with 'keys retire'.
 
-Running gateways load the keyring when their config is loaded: after a key
-is added, reload them (caddy reload --force) so that they encrypt with it
-and can read the bodies re-encrypted with it. --reload does this for the
-gateway at the config's admin address before any body is re-encrypted;
-reload the other nodes of a cluster yourself.`,
+Running gateways watch the keyring file and switch to the new key
+within 2 seconds, without a reload; --reload makes the gateway at the
+config's admin address load it at once, before any body is re-encrypted.
+Nodes of a cluster must share the keyring file's contents: copy it to the
+other nodes before re-encrypting.`,
 		Args: nargs(0, 0),
 		RunE: caddycmd.WrapCommandFuncForCobra(cmdKeysRotate),
 	}
@@ -52,9 +52,8 @@ reload the other nodes of a cluster yourself.`,
 		Use:   "retire KEY_ID [--force]",
 		Short: "Removes a key no body uses any more from the keyring",
 		Long: `Removes a key from the keyring file. It refuses the primary key and any key
-that still encrypts a body ('keys rotate' re-encrypts them). Reload every
-gateway after a rotation before retiring the old key: a gateway that has not
-reloaded still encrypts new bodies with it.`,
+that still encrypts a body ('keys rotate' re-encrypts them). Running
+gateways see the keyring file change within 2 seconds, without a reload.`,
 		Args: nargs(1, 1),
 		RunE: caddycmd.WrapCommandFuncForCobra(cmdKeysRetire),
 	}
@@ -85,7 +84,8 @@ func cmdKeysList(fl caddycmd.Flags) (int, error) {
 			return err
 		}
 		if unknown > 0 {
-			fmt.Fprintf(out.io.err, "warning: %s message bodies are under keys this keyring does not hold and cannot be decrypted\n", count(unknown))
+			fmt.Fprintf(out.io.err, "warning: %s under keys this keyring does not hold and cannot be decrypted\n",
+				plural(unknown, "message body is", "message bodies are"))
 		}
 		return nil
 	})
@@ -112,7 +112,9 @@ func cmdKeysRotate(fl caddycmd.Flags) (int, error) {
 			}
 			fmt.Fprintf(out.io.err, "Added key %s to %s; it encrypts from now on.\n", added, keys.Path)
 		} else {
-			fmt.Fprintf(out.io.err, "Resuming: %s bodies are still under older keys; re-encrypting them with key %s.\n", count(pending), keys.Keyring.PrimaryID())
+			fmt.Fprintf(out.io.err, "Resuming: %s with key %s.\n", plural(pending,
+				"body is still under an older key; re-encrypting it",
+				"bodies are still under older keys; re-encrypting them"), keys.Keyring.PrimaryID())
 		}
 		// Reloading on a resumed run too lets an operator whose first
 		// reload failed fix it and simply run the command again.
@@ -122,7 +124,7 @@ func cmdKeysRotate(fl caddycmd.Flags) (int, error) {
 			}
 			fmt.Fprintln(out.io.err, "Reloaded the running gateway.")
 		} else if added != "" {
-			fmt.Fprintln(out.io.err, "Reload running gateways (caddy reload --force) so they use it.")
+			fmt.Fprintln(out.io.err, "Running gateways switch to it within 2 seconds, without a reload.")
 		}
 
 		bar := &progress{w: out.io.err, terminal: out.io.stderrTerminal(), label: "re-encrypting"}
@@ -131,9 +133,9 @@ func cmdKeysRotate(fl caddycmd.Flags) (int, error) {
 		bar.end()
 		if err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("interrupted after %s bodies; every body is still readable; run 'keys rotate' again to resume", count(res.Reencrypted))
+				return fmt.Errorf("interrupted after %s; every body is still readable; run 'keys rotate' again to resume", bodies(res.Reencrypted))
 			}
-			return fmt.Errorf("after %s bodies: %w; run 'keys rotate' again to resume", count(res.Reencrypted), err)
+			return fmt.Errorf("after %s: %w; run 'keys rotate' again to resume", bodies(res.Reencrypted), err)
 		}
 		if out.jsonOut {
 			return out.printJSON(struct {
@@ -141,19 +143,22 @@ func cmdKeysRotate(fl caddycmd.Flags) (int, error) {
 				broker.ReencryptResult
 			}{added, res})
 		}
-		out.printf("Re-encrypted %s bodies with key %s.\n", count(res.Reencrypted), res.KeyID)
+		out.printf("Re-encrypted %s with key %s.\n", bodies(res.Reencrypted), res.KeyID)
 		if res.Remaining > 0 {
-			out.printf("%s bodies remain under older keys; run 'caddy msgbroker keys rotate' again to continue.\n", count(res.Remaining))
+			out.printf("%s; run 'caddy msgbroker keys rotate' again to continue.\n",
+				plural(res.Remaining, "body remains under an older key", "bodies remain under older keys"))
 			return nil
 		}
 		for _, id := range keys.Keyring.IDs() {
 			if id != res.KeyID {
-				out.printf("Key %s encrypts no body any more; remove it with 'caddy msgbroker keys retire %s' once every gateway has reloaded.\n", id, id)
+				out.printf("Key %s encrypts no body any more; remove it with 'caddy msgbroker keys retire %s'.\n", id, id)
 			}
 		}
 		return nil
 	})
 }
+
+func bodies(n int64) string { return plural(n, "body", "bodies") }
 
 // reloadGateway makes the gateway at the config's admin address load the
 // config again, as `caddy reload --force` does, so it reads the keyring
