@@ -13,11 +13,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
@@ -173,10 +175,16 @@ func (r cliResult) String() string {
 // terminal) and returns its exit code and output.
 func (e *cliEnv) cli(stdin string, args ...string) cliResult {
 	e.t.Helper()
+	return e.cliIn(e.dir, stdin, args...)
+}
+
+// cliIn runs the CLI as cli does, from the working directory dir.
+func (e *cliEnv) cliIn(dir, stdin string, args ...string) cliResult {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cliBinary(e.t), append(append([]string{"msgbroker"}, args...), "--config", e.caddyfile)...)
-	cmd.Dir = e.dir
+	cmd.Dir = dir
 	cmd.Env = e.env
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
@@ -613,4 +621,154 @@ Users:
 			t.Fatalf("stats --json: %+v", s)
 		}
 	})
+}
+
+// createCA has Caddy's pki app create the local CA in the environment's
+// storage, as the gateway's first start would: `caddy validate` provisions
+// it.
+func (e *cliEnv) createCA() {
+	e.t.Helper()
+	cmd := exec.Command(cliBinary(e.t), "validate", "--config", e.caddyfile)
+	cmd.Dir, cmd.Env = e.dir, e.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		e.t.Fatalf("caddy validate: %v\n%s", err, out)
+	}
+}
+
+// An operator runs the CLI from anywhere with an absolute --config: the
+// config's relative paths (database, dev_keys, storage) must mean the
+// config's directory, not create a new, empty database where the operator
+// happens to stand.
+func TestCLIRelativePathsInTheConfigMeanItsDirectory(t *testing.T) {
+	e := newCLIEnv(t, storage.DriverSQLite)
+	caddyfile, err := os.ReadFile(e.caddyfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relative := strings.ReplaceAll(string(caddyfile), e.dir+string(filepath.Separator), "./")
+	if err := os.WriteFile(e.caddyfile, []byte(relative), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.createCA()
+	e.migrated()
+
+	elsewhere := t.TempDir()
+	certDir := filepath.Join(elsewhere, "certs")
+	res := e.cliIn(elsewhere, "", "cert", "issue", "proxy-1", "--role", "proxy", "--out", certDir)
+	database := filepath.Join(e.dir, "data", "msgbroker.db")
+	if res.code != 0 || !strings.Contains(res.stderr, "Database: sqlite "+database+"\n") {
+		t.Fatalf("cert issue from another directory: %s", res)
+	}
+	if rows, err := e.db().Clients.ListFilter(context.Background(), "", "proxy-1"); err != nil || len(rows) != 1 {
+		t.Fatalf("certificates of proxy-1 in the config's database: %v, %v", rows, err)
+	}
+	// Only what was asked for is written where the CLI ran.
+	entries, err := os.ReadDir(elsewhere)
+	if err != nil || len(entries) != 1 || entries[0].Name() != "certs" {
+		t.Fatalf("the working directory holds %v (%v), want only certs", entries, err)
+	}
+	// A read-only command names the database too, on stderr.
+	var users []any
+	if res := e.cliIn(elsewhere, "", "user", "list", "--json"); res.code != 0 ||
+		json.Unmarshal([]byte(res.stdout), &users) != nil || !strings.Contains(res.stderr, "Database: sqlite "+database) {
+		t.Fatalf("user list --json from another directory: %s", res)
+	}
+}
+
+// ISSUED is when the certificate was issued, not its NotBefore, which
+// the issuer backdates by a minute so that clocks slightly behind accept
+// it, and which the clients row keeps as issued_at.
+func TestCLICertListShowsWhenACertificateWasIssued(t *testing.T) {
+	e := newCLIEnv(t, storage.DriverSQLite).migrated()
+	issuedAt := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	notBefore := issuedAt.Add(-time.Minute)
+	if err := e.db().Clients.Insert(context.Background(), &storage.Client{ClientID: "proxy-1", SerialNumber: "a1",
+		FingerprintSHA256: fmt.Sprintf("%064d", 1), Role: storage.ClientRoleProxy, Subject: "CN=proxy-1",
+		IssuedAt: notBefore, NotAfter: time.Now().Add(24 * time.Hour), CreatedAt: issuedAt, CreatedBy: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	var certs []struct {
+		IssuedAt  time.Time `json:"issued_at"`
+		NotBefore time.Time `json:"not_before"`
+	}
+	e.json(&certs, "cert", "list")
+	if len(certs) != 1 || !certs[0].IssuedAt.Equal(issuedAt) || !certs[0].NotBefore.Equal(notBefore) {
+		t.Fatalf("cert list --json: %+v, want issued_at %s and not_before %s", certs, issuedAt, notBefore)
+	}
+	lines := strings.Split(strings.TrimSpace(e.ok("", "cert", "list").stdout), "\n")
+	if len(lines) != 2 || !cliMatch(`^proxy-1\s+proxy\s+a1\s+active\s+2026-11-24 10:00:00\s`, lines[1]) {
+		t.Fatalf("cert list:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// The Quick start is copied into scripts: each of its CLI lines but the
+// one that prompts for a password must run without a terminal.
+func TestCLIQuickStartRunsFromAScript(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, quickStart, _ := strings.Cut(string(readme), "## Quick start")
+	quickStart, _, _ = strings.Cut(quickStart, "\n## ")
+	var commands [][]string
+	for _, line := range strings.Split(quickStart, "\n") {
+		rest, ok := strings.CutPrefix(line, "./caddy msgbroker ")
+		if !ok || strings.HasPrefix(rest, "user create ") {
+			continue
+		}
+		args := strings.Fields(rest)
+		if strings.ContainsAny(rest, `"'`) || !slices.Contains(args, "--config") {
+			t.Fatalf("cannot run the Quick start line %q", line)
+		}
+		i := slices.Index(args, "--config")
+		commands = append(commands, slices.Delete(args, i, i+2))
+	}
+	if len(commands) < 4 || !slices.ContainsFunc(commands, func(a []string) bool { return slices.Equal(a[:2], []string{"cert", "revoke"}) }) {
+		t.Fatalf("the Quick start's CLI lines: %v", commands)
+	}
+	e := newCLIEnv(t, storage.DriverSQLite)
+	e.createCA()
+	for _, args := range commands {
+		e.ok("", args...)
+	}
+}
+
+// Gateways watch the keyring file and switch keys within 2 seconds, so
+// nothing the key commands say may send the operator to reload them; and
+// one body is one body.
+func TestCLIKeysRotateNeedsNoReloadAndCountsInTheSingular(t *testing.T) {
+	e := newCLIEnv(t, storage.DriverSQLite).migrated()
+	oldKey := cliKeyring(t, e).PrimaryID()
+	for i := range 2 {
+		id := uuid.NewString()
+		env, err := cliKeyring(t, e).Encrypt([]byte("body"), []byte(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db().DB.NewInsert().Model(&storage.Message{MessageID: id, ClientID: "proxy-1", SenderNumberHash: fmt.Sprintf("%064d", i),
+			SenderNumberMasked: "+4915****0000", BodyEncrypted: env, EncryptionKeyID: oldKey, PayloadHash: fmt.Sprintf("%064d", i),
+			Status: storage.MessageQueued}).Exec(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, help := range []string{"rotate", "retire"} {
+		if res := e.ok("", "keys", help, "--help"); strings.Contains(strings.ToLower(res.stdout), "reload every") ||
+			strings.Contains(res.stdout, "reload them") || !strings.Contains(res.stdout, "within 2 seconds") {
+			t.Errorf("keys %s --help:\n%s", help, res.stdout)
+		}
+	}
+
+	res := e.ok("", "keys", "rotate", "--batch-size", "1", "--max-batches", "1")
+	newKey := cliKeyring(t, e).PrimaryID()
+	if strings.Contains(res.stderr, "caddy reload") || !strings.Contains(res.stderr, "Running gateways switch to it within 2 seconds, without a reload.") ||
+		res.stdout != "Re-encrypted 1 body with key "+newKey+".\n1 body remains under an older key; run 'caddy msgbroker keys rotate' again to continue.\n" {
+		t.Fatalf("keys rotate --max-batches 1: %s", res)
+	}
+	e.fails(1, "1 message body is still encrypted with key "+oldKey, "", "keys", "retire", oldKey, "--force")
+
+	res = e.ok("", "keys", "rotate")
+	if !strings.Contains(res.stderr, "Resuming: 1 body is still under an older key; re-encrypting it with key "+newKey+".") ||
+		res.stdout != "Re-encrypted 1 body with key "+newKey+".\nKey "+oldKey+" encrypts no body any more; remove it with 'caddy msgbroker keys retire "+oldKey+"'.\n" {
+		t.Fatalf("resumed keys rotate: %s", res)
+	}
 }

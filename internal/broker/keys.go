@@ -252,7 +252,11 @@ func (k *Keys) retire(ctx context.Context, keyID string) error {
 		return fmt.Errorf("counting bodies under key %s: %w", keyID, err)
 	}
 	if n > 0 {
-		return apperr.New(apperr.Conflict, "key_in_use", "%d message bodies are still encrypted with key %s; run keys rotate to re-encrypt them first", n, keyID)
+		bodies := fmt.Sprintf("%d message bodies are", n)
+		if n == 1 {
+			bodies = "1 message body is"
+		}
+		return apperr.New(apperr.Conflict, "key_in_use", "%s still encrypted with key %s; re-encrypt with keys rotate first", bodies, keyID)
 	}
 	onDisk, err := keyring.Load(k.Path)
 	if err != nil {

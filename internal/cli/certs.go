@@ -11,15 +11,18 @@ import (
 	"strings"
 	"time"
 
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
-	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
-// certJSON is an issued certificate as --json prints it.
+// certJSON is an issued certificate as --json prints it. The clients row
+// keeps the certificate's NotBefore as issued_at, which the issuer
+// backdates a minute for clocks slightly behind; the time of issuance is
+// when the row was recorded.
 type certJSON struct {
 	ClientID          string     `json:"client_id"`
 	Role              string     `json:"role"`
@@ -28,6 +31,7 @@ type certJSON struct {
 	Status            string     `json:"status"`
 	Subject           string     `json:"subject"`
 	IssuedAt          time.Time  `json:"issued_at"`
+	NotBefore         time.Time  `json:"not_before"`
 	NotAfter          time.Time  `json:"not_after"`
 	RevokedAt         *time.Time `json:"revoked_at"`
 	RevocationReason  *string    `json:"revocation_reason"`
@@ -47,11 +51,11 @@ func certStatus(cl *storage.Client, now time.Time) string {
 
 func certOut(cl *storage.Client, now time.Time) certJSON {
 	return certJSON{ClientID: cl.ClientID, Role: cl.Role, SerialNumber: cl.SerialNumber, FingerprintSHA256: cl.FingerprintSHA256,
-		Status: certStatus(cl, now), Subject: cl.Subject, IssuedAt: cl.IssuedAt, NotAfter: cl.NotAfter,
+		Status: certStatus(cl, now), Subject: cl.Subject, IssuedAt: cl.CreatedAt, NotBefore: cl.IssuedAt, NotAfter: cl.NotAfter,
 		RevokedAt: cl.RevokedAt, RevocationReason: cl.RevocationReason, CreatedBy: cl.CreatedBy}
 }
 
-func (c *cli) printCerts(certs []storage.Client) error {
+func (c *console) printCerts(certs []storage.Client) error {
 	now := c.io.now()
 	if c.jsonOut {
 		return c.printJSON(jsonList(certs, func(cl *storage.Client) certJSON { return certOut(cl, now) }))
@@ -63,60 +67,23 @@ func (c *cli) printCerts(certs []storage.Client) error {
 			revoked = timeText(*cl.RevokedAt) + " " + strPtrText(cl.RevocationReason)
 		}
 		rows = append(rows, []string{cl.ClientID, cl.Role, cl.SerialNumber, certStatus(&cl, now),
-			timeText(cl.IssuedAt), timeText(cl.NotAfter), revoked})
+			timeText(cl.CreatedAt), timeText(cl.NotAfter), revoked})
 	}
 	return c.table([]string{"CLIENT", "ROLE", "SERIAL", "STATUS", "ISSUED", "EXPIRES", "REVOKED"}, rows)
 }
 
-func (c *cli) certCommand() *cobra.Command {
-	cmd := c.group(&cobra.Command{Use: "cert", Short: "Manages client certificates of proxies and workers"})
+func certCommand() *cobra.Command {
+	cmd := group(&cobra.Command{Use: "cert", Short: "Manages client certificates of proxies and workers"})
 
-	var status, client string
 	list := &cobra.Command{
 		Use:   "list [--status active|revoked|expired] [--client ID]",
 		Short: "Lists issued client certificates, newest first",
-		Args:  c.args(0, 0),
+		Args:  nargs(0, 0),
+		RunE:  caddycmd.WrapCommandFuncForCobra(cmdCertList),
 	}
-	list.Flags().StringVar(&status, "status", "", "Only certificates with this status: active, revoked or expired")
-	list.Flags().StringVar(&client, "client", "", "Only certificates of this client id")
-	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		stored := status
-		switch status {
-		case "", storage.ClientRevoked:
-		case storage.ClientActive, certStatusExpired:
-			stored = storage.ClientActive
-		default:
-			return usageErrorf("--status must be active, revoked or expired, not %q", status)
-		}
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
-			certs, err := off.Store.Clients.ListFilter(ctx, stored, client)
-			if err != nil {
-				return err
-			}
-			if status != "" {
-				now := c.io.now()
-				kept := certs[:0]
-				for _, cl := range certs {
-					if certStatus(&cl, now) == status {
-						kept = append(kept, cl)
-					}
-				}
-				certs = kept
-			}
-			return c.printCerts(certs)
-		})
-	})
+	list.Flags().String("status", "", "Only certificates with this status: active, revoked or expired")
+	list.Flags().String("client", "", "Only certificates of this client id")
 
-	cmd.AddCommand(list, c.certIssueCommand(), c.certRevokeCommand())
-	return cmd
-}
-
-// maxCSRBytes bounds the CSR file read by cert issue.
-const maxCSRBytes = 64 << 10
-
-func (c *cli) certIssueCommand() *cobra.Command {
-	var role, csrFile, outDir string
-	var days int
 	issue := &cobra.Command{
 		Use:   "issue CLIENT_ID --role proxy|worker [--days N] [--csr FILE] [--out DIR]",
 		Short: "Issues a client certificate",
@@ -134,46 +101,96 @@ Existing files are never overwritten. Without --out, the chain and the key
 are printed as PEM.`,
 		Example: `  caddy msgbroker cert issue proxy-1 --role proxy --out ./certs
   caddy msgbroker cert issue worker-1 --role worker --days 90 --csr worker-1.csr --out ./certs`,
-		Args: c.args(1, 1),
+		Args: nargs(1, 1),
+		RunE: caddycmd.WrapCommandFuncForCobra(cmdCertIssue),
 	}
 	f := issue.Flags()
-	f.StringVar(&role, "role", "", "Role carried by the certificate: proxy or worker (required)")
-	f.IntVar(&days, "days", 0, "Days of validity (default 365)")
-	f.StringVar(&csrFile, "csr", "", "PEM certificate signing request; only its public key is used")
-	f.StringVar(&outDir, "out", "", "Directory to write the certificate files to")
-	issue.RunE = c.run(func(cmd *cobra.Command, args []string) error {
-		clientID := args[0]
-		if role != clientca.RoleProxy && role != clientca.RoleWorker {
-			return usageErrorf("--role must be proxy or worker")
-		}
-		if days < 0 {
-			return usageErrorf("--days must be positive")
-		}
-		var csr []byte
-		if csrFile != "" {
-			var err error
-			if csr, err = readLimited(csrFile, maxCSRBytes); err != nil {
-				return err
-			}
-		}
-		files := issuedFiles(outDir, clientID, csr == nil)
-		if err := refuseExisting(files); err != nil {
+	f.String("role", "", "Role carried by the certificate: proxy or worker (required)")
+	f.Int("days", 0, "Days of validity (default 365)")
+	f.String("csr", "", "PEM certificate signing request; only its public key is used")
+	f.String("out", "", "Directory to write the certificate files to")
+
+	revoke := &cobra.Command{
+		Use:   "revoke CLIENT_ID|SERIAL --reason TEXT [--force]",
+		Short: "Revokes a certificate, or every active certificate of a client",
+		Long: `Revokes the certificate with the given serial number, or every active
+certificate of the given client id. Running gateways refuse it at the next
+handshake: at once with Redis, otherwise within their revocation poll
+interval (default 1s).`,
+		Example: `  caddy msgbroker cert revoke proxy-1 --reason "key compromised" --force`,
+		Args:    nargs(1, 1),
+		RunE:    caddycmd.WrapCommandFuncForCobra(cmdCertRevoke),
+	}
+	revoke.Flags().String("reason", "", "Why the certificate is revoked (required)")
+	forceFlag(revoke)
+
+	cmd.AddCommand(list, issue, revoke)
+	return cmd
+}
+
+func cmdCertList(fl caddycmd.Flags) (int, error) {
+	status, client := fl.String("status"), fl.String("client")
+	stored := status
+	switch status {
+	case "", storage.ClientRevoked:
+	case storage.ClientActive, certStatusExpired:
+		stored = storage.ClientActive
+	default:
+		return exit(usagef("--status must be active, revoked or expired, not %q", status))
+	}
+	return withServices(fl, database, func(ctx context.Context, out *console, svc *services) error {
+		certs, err := svc.Store.Clients.ListFilter(ctx, stored, client)
+		if err != nil {
 			return err
 		}
-		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Services) error {
-			issued, row, err := off.Certificates.Issue(ctx, actor(), broker.IssueRequest{ClientID: clientID, Role: role, Days: days, CSRPEM: csr})
-			if err != nil {
-				return err
-			}
-			if outDir != "" {
-				if err := writeIssued(outDir, files, issued); err != nil {
-					return fmt.Errorf("certificate %s was issued and recorded, but writing it failed: %w", row.SerialNumber, err)
+		if status != "" {
+			now := out.io.now()
+			kept := certs[:0]
+			for _, cl := range certs {
+				if certStatus(&cl, now) == status {
+					kept = append(kept, cl)
 				}
 			}
-			return c.printIssued(issued, row, outDir, files)
-		})
+			certs = kept
+		}
+		return out.printCerts(certs)
 	})
-	return issue
+}
+
+// maxCSRBytes bounds the CSR file read by cert issue.
+const maxCSRBytes = 64 << 10
+
+func cmdCertIssue(fl caddycmd.Flags) (int, error) {
+	clientID, role, days, outDir := fl.Arg(0), fl.String("role"), fl.Int("days"), fl.String("out")
+	if role != clientca.RoleProxy && role != clientca.RoleWorker {
+		return exit(usagef("--role must be proxy or worker"))
+	}
+	if days < 0 {
+		return exit(usagef("--days must be positive"))
+	}
+	var csr []byte
+	if csrFile := fl.String("csr"); csrFile != "" {
+		var err error
+		if csr, err = readLimited(csrFile, maxCSRBytes); err != nil {
+			return exit(err)
+		}
+	}
+	files := issuedFiles(outDir, clientID, csr == nil)
+	if err := refuseExisting(files); err != nil {
+		return exit(err)
+	}
+	return withServices(fl, withKeys, func(ctx context.Context, out *console, svc *services) error {
+		issued, row, err := svc.Certificates.Issue(ctx, actor(), broker.IssueRequest{ClientID: clientID, Role: role, Days: days, CSRPEM: csr})
+		if err != nil {
+			return err
+		}
+		if outDir != "" {
+			if err := writeIssued(outDir, files, issued); err != nil {
+				return fmt.Errorf("certificate %s was issued and recorded, but writing it failed: %w", row.SerialNumber, err)
+			}
+		}
+		return out.printIssued(issued, row, outDir, files)
+	})
 }
 
 // issuedFile is one file cert issue writes.
@@ -246,7 +263,7 @@ func writeFile(path string, flags int, mode fs.FileMode, data []byte) error {
 	return err
 }
 
-func (c *cli) printIssued(issued *clientca.Issued, row *storage.Client, outDir string, files []issuedFile) error {
+func (c *console) printIssued(issued *clientca.Issued, row *storage.Client, outDir string, files []issuedFile) error {
 	if c.jsonOut {
 		out := struct {
 			certJSON
@@ -277,58 +294,41 @@ func (c *cli) printIssued(issued *clientca.Issued, row *storage.Client, outDir s
 	return nil
 }
 
-func (c *cli) certRevokeCommand() *cobra.Command {
-	var reason string
-	var force bool
-	revoke := &cobra.Command{
-		Use:   "revoke CLIENT_ID|SERIAL --reason TEXT [--force]",
-		Short: "Revokes a certificate, or every active certificate of a client",
-		Long: `Revokes the certificate with the given serial number, or every active
-certificate of the given client id. Running gateways refuse it at the next
-handshake: at once with Redis, otherwise within their revocation poll
-interval (default 1s).`,
-		Example: `  caddy msgbroker cert revoke proxy-1 --reason "key compromised" --force`,
-		Args:    c.args(1, 1),
+func cmdCertRevoke(fl caddycmd.Flags) (int, error) {
+	target, reason := fl.Arg(0), fl.String("reason")
+	if strings.TrimSpace(reason) == "" {
+		return exit(usagef("--reason is required"))
 	}
-	revoke.Flags().StringVar(&reason, "reason", "", "Why the certificate is revoked (required)")
-	forceFlag(revoke, &force)
-	revoke.RunE = c.run(func(cmd *cobra.Command, args []string) error {
-		target := args[0]
-		if strings.TrimSpace(reason) == "" {
-			return usageErrorf("--reason is required")
-		}
-		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Services) error {
-			if preview := previewRevocation(ctx, off, target); len(preview) > 0 {
-				if err := c.confirm(force, fmt.Sprintf("Revoke %s?", strings.Join(preview, ", "))); err != nil {
-					return err
-				}
-			}
-			revoked, err := off.Certificates.Revoke(ctx, actor(), target, reason)
-			if err != nil {
+	return withServices(fl, withKeys, func(ctx context.Context, out *console, svc *services) error {
+		if preview := previewRevocation(ctx, svc.Store, target); len(preview) > 0 {
+			if err := out.confirm(fl.Bool("force"), fmt.Sprintf("Revoke %s?", strings.Join(preview, ", "))); err != nil {
 				return err
 			}
-			if c.jsonOut {
-				return c.printCerts(revoked)
-			}
-			for _, cl := range revoked {
-				c.printf("Revoked certificate %s of %s (%s).\n", cl.SerialNumber, cl.ClientID, cl.Role)
-			}
-			return nil
-		})
+		}
+		revoked, err := svc.Certificates.Revoke(ctx, actor(), target, reason)
+		if err != nil {
+			return err
+		}
+		if out.jsonOut {
+			return out.printCerts(revoked)
+		}
+		for _, cl := range revoked {
+			out.printf("Revoked certificate %s of %s (%s).\n", cl.SerialNumber, cl.ClientID, cl.Role)
+		}
+		return nil
 	})
-	return revoke
 }
 
 // previewRevocation describes the active certificates target names, for
 // the confirmation; the revocation itself decides again.
-func previewRevocation(ctx context.Context, off *msgbroker.Services, target string) []string {
-	if cl, err := off.Store.Clients.GetBySerial(ctx, strings.ToLower(strings.ReplaceAll(target, ":", ""))); err == nil {
+func previewRevocation(ctx context.Context, store *storage.Store, target string) []string {
+	if cl, err := store.Clients.GetBySerial(ctx, strings.ToLower(strings.ReplaceAll(target, ":", ""))); err == nil {
 		if cl.Status != storage.ClientActive {
 			return nil
 		}
 		return []string{fmt.Sprintf("certificate %s of %s", cl.SerialNumber, cl.ClientID)}
 	}
-	active, err := off.Store.Clients.ListFilter(ctx, storage.ClientActive, target)
+	active, err := store.Clients.ListFilter(ctx, storage.ClientActive, target)
 	if err != nil {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,9 @@ type fakeTerminal struct {
 	reads     int
 }
 
-func newFake(terminal bool, stdin string) (*cli, *fakeTerminal) {
+// newFake makes the commands talk to a fake terminal for the rest of the
+// test.
+func newFake(t *testing.T, terminal bool, stdin string) (*console, *fakeTerminal) {
 	f := &fakeTerminal{}
 	s := &streams{
 		in: strings.NewReader(stdin), out: &f.out, err: &f.err,
@@ -38,48 +41,67 @@ func newFake(terminal bool, stdin string) (*cli, *fakeTerminal) {
 		},
 		now: func() time.Time { return time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC) },
 	}
-	return newCLI(s), f
+	saved := stdio
+	stdio = s
+	t.Cleanup(func() { stdio = saved })
+	return &console{io: s}, f
+}
+
+// exitStatus is the status caddycmd.Main exits with after the command
+// returned err: the ExitCode of caddycmd's exit error, 1 for any other
+// error.
+func exitStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		v := reflect.ValueOf(e)
+		if v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
+			if code := v.Elem().FieldByName("ExitCode"); code.IsValid() {
+				return int(code.Int())
+			}
+		}
+	}
+	return 1
 }
 
 func TestCLIExitCodes(t *testing.T) {
+	newFake(t, false, "")
 	cases := []struct {
 		err  error
 		want int
 	}{
 		{nil, 0},
 		{errors.New("database down"), 1},
-		{usageErrorf("bad flag"), 2},
-		{fmt.Errorf("wrapped: %w", usageErrorf("bad flag")), 2},
+		{usagef("bad flag"), 2},
+		{fmt.Errorf("wrapped: %w", usagef("bad flag")), 2},
 		{apperr.New(apperr.Invalid, "password_too_short", "short"), 2},
+		{fmt.Errorf("wrapped: %w", apperr.New(apperr.Invalid, "password_too_short", "short")), 2},
 		{apperr.New(apperr.Conflict, "last_admin", "last"), 1},
 		{apperr.New(apperr.NotFound, "user_not_found", "none"), 1},
 	}
 	for _, c := range cases {
-		if got := exitCode(c.err); got != c.want {
-			t.Errorf("exitCode(%v) = %d, want %d", c.err, got, c.want)
+		if got, _ := exit(c.err); got != c.want {
+			t.Errorf("exit(%v) = %d, want %d", c.err, got, c.want)
 		}
 	}
 }
 
-func TestCLIReportPrintsOnceAndCarriesTheExitCode(t *testing.T) {
-	c, f := newFake(false, "")
-	cmd := &cobra.Command{Use: "probe"}
-	err := c.report(cmd, apperr.New(apperr.Invalid, "invalid_email", "not an email"))
-	var e *exitError
-	if !errors.As(err, &e) || e.code != 2 || e.caddy == nil {
-		t.Fatalf("report(invalid) = %#v, want exit 2 with caddy's exit error", err)
+func TestCLIExitPrintsOnceAndCarriesTheExitCode(t *testing.T) {
+	_, f := newFake(t, false, "")
+	invoked = "probe"
+	code, err := exit(apperr.New(apperr.Invalid, "invalid_email", "not an email"))
+	if code != 2 || err != nil {
+		t.Fatalf("exit(invalid) = %d, %v; want 2 and nothing for caddycmd to log", code, err)
 	}
-	if f.err.String() != "Error: not an email\nRun 'probe --help' for usage.\n" || !cmd.SilenceErrors {
+	if f.err.String() != "Error: not an email\nRun 'probe --help' for usage.\n" {
 		t.Fatalf("stderr = %q", f.err.String())
 	}
-	// Reporting the same error again (an Args check inside RunE) adds nothing.
-	if again := c.report(cmd, err); again != err || strings.Count(f.err.String(), "Error:") != 1 {
-		t.Fatalf("second report printed again: %q", f.err.String())
-	}
 	f.err.Reset()
-	err = c.report(cmd, errors.New("database down"))
-	if !errors.As(err, &e) || e.code != 1 || e.caddy != nil || f.err.String() != "Error: database down\n" {
-		t.Fatalf("report(failure) = %#v, stderr %q", err, f.err.String())
+	failure := errors.New("database down")
+	code, err = exit(failure)
+	if code != 1 || err != failure || f.err.String() != "Error: database down\n" {
+		t.Fatalf("exit(failure) = %d, %v; stderr %q", code, err, f.err.String())
 	}
 }
 
@@ -101,9 +123,9 @@ func TestCLIConfirm(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, f := newFake(tc.terminal, tc.stdin)
+			c, f := newFake(t, tc.terminal, tc.stdin)
 			err := c.confirm(tc.force, "Delete user 2?")
-			if got := exitCode(err); got != tc.wantCode {
+			if got := exitFor(err); got != tc.wantCode {
 				t.Fatalf("confirm = %v (exit %d), want exit %d", err, got, tc.wantCode)
 			}
 			asked := strings.Contains(f.err.String(), "Delete user 2? [y/N] ")
@@ -115,7 +137,7 @@ func TestCLIConfirm(t *testing.T) {
 }
 
 func TestCLINewPasswordAsksTwiceAndAppliesThePolicy(t *testing.T) {
-	c, f := newFake(true, "")
+	c, f := newFake(t, true, "")
 	f.passwords = []string{"short", "long enough 1", "different 1", "long enough 2", "long enough 2"}
 	pw, err := c.newPassword(false)
 	if err != nil || pw != "long enough 2" {
@@ -132,14 +154,14 @@ func TestCLINewPasswordAsksTwiceAndAppliesThePolicy(t *testing.T) {
 		}
 	}
 
-	c, f = newFake(true, "")
+	c, f = newFake(t, true, "")
 	f.passwords = []string{"a", "b", "c"}
 	if _, err := c.newPassword(false); err == nil {
 		t.Fatal("three refused passwords were accepted")
 	}
 
-	c, _ = newFake(false, "")
-	if _, err := c.newPassword(false); exitCode(err) != 2 || !strings.Contains(err.Error(), "--password-stdin") {
+	c, _ = newFake(t, false, "")
+	if _, err := c.newPassword(false); exitFor(err) != 2 || !strings.Contains(err.Error(), "--password-stdin") {
 		t.Fatalf("newPassword without a terminal = %v", err)
 	}
 }
@@ -156,12 +178,18 @@ func TestCLIPasswordStdin(t *testing.T) {
 		{strings.Repeat("x", maxPasswordInput+1), "", 2},
 	}
 	for _, tc := range cases {
-		c, _ := newFake(false, tc.stdin)
+		c, _ := newFake(t, false, tc.stdin)
 		pw, err := c.newPassword(true)
-		if exitCode(err) != tc.code || (tc.code == 0 && pw != tc.want) {
+		if exitFor(err) != tc.code || (tc.code == 0 && pw != tc.want) {
 			t.Errorf("--password-stdin %.20q = %q, %v", tc.stdin, pw, err)
 		}
 	}
+}
+
+// exitFor is the status a command ending with err exits with.
+func exitFor(err error) int {
+	code, _ := exit(err)
+	return code
 }
 
 func TestCLICountUsesThousandsSeparators(t *testing.T) {
@@ -246,9 +274,9 @@ func TestCLIProgress(t *testing.T) {
 }
 
 func TestCLICommandTree(t *testing.T) {
-	c, f := newFake(false, "")
+	_, f := newFake(t, false, "")
 	root := &cobra.Command{Use: "msgbroker"}
-	c.attach(root)
+	attach(root)
 	var paths []string
 	var walk func(*cobra.Command)
 	walk = func(cmd *cobra.Command) {
@@ -290,8 +318,8 @@ func TestCLICommandTree(t *testing.T) {
 		f.err.Reset()
 		root.SetArgs(tc.args)
 		err := root.Execute()
-		if exitCode(err) != tc.code || !strings.Contains(f.err.String(), tc.want) {
-			t.Errorf("%v: exit %d (%v), stderr %q", tc.args, exitCode(err), err, f.err.String())
+		if exitStatus(err) != tc.code || !strings.Contains(f.err.String(), tc.want) {
+			t.Errorf("%v: exit %d (%v), stderr %q", tc.args, exitStatus(err), err, f.err.String())
 		}
 	}
 }

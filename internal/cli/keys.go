@@ -10,55 +10,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
-	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
-func keysService(off *msgbroker.Services) *broker.Keys {
-	return &broker.Keys{Store: off.Store, Keyring: off.Keyring(), Path: off.KeyringPath, Logger: off.Logger}
-}
-
-func (c *cli) keysCommand() *cobra.Command {
-	cmd := c.group(&cobra.Command{Use: "keys", Short: "Rotates the keys that encrypt message bodies"})
+func keysCommand() *cobra.Command {
+	cmd := group(&cobra.Command{Use: "keys", Short: "Rotates the keys that encrypt message bodies"})
 
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Lists the keyring's keys and how many bodies each encrypts",
-		Args:  c.args(0, 0),
+		Args:  nargs(0, 0),
+		RunE:  caddycmd.WrapCommandFuncForCobra(cmdKeysList),
 	}
-	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Services) error {
-			usage, unknown, err := keysService(off).Usage(ctx)
-			if err != nil {
-				return err
-			}
-			if c.jsonOut {
-				return c.printJSON(map[string]any{"keyring": off.KeyringPath, "keys": usage, "messages_under_unknown_keys": unknown})
-			}
-			rows := make([][]string, 0, len(usage))
-			for _, u := range usage {
-				primary := ""
-				if u.Primary {
-					primary = "primary"
-				}
-				rows = append(rows, []string{u.ID, primary, count(u.Messages)})
-			}
-			if err := c.table([]string{"KEY ID", "ROLE", "MESSAGES"}, rows); err != nil {
-				return err
-			}
-			if unknown > 0 {
-				fmt.Fprintf(c.io.err, "warning: %s message bodies are under keys this keyring does not hold and cannot be decrypted\n", count(unknown))
-			}
-			return nil
-		})
-	})
 
-	cmd.AddCommand(list, c.keysRotateCommand(), c.keysRetireCommand())
-	return cmd
-}
-
-func (c *cli) keysRotateCommand() *cobra.Command {
-	var batchSize, maxBatches int
-	var newKey, reload bool
 	rotate := &cobra.Command{
 		Use:   "rotate [--batch-size N] [--max-batches N] [--new-key] [--reload]",
 		Short: "Adds a key and re-encrypts every body with it",
@@ -71,87 +34,137 @@ and running 'keys rotate' again continues where it stopped instead of
 adding yet another key (unless --new-key). When nothing is left under older
 keys, they can be removed with 'keys retire'.
 
-Running gateways load the keyring when their config is loaded: after a key
-is added, reload them (caddy reload --force) so that they encrypt with it
-and can read the bodies re-encrypted with it. --reload does this for the
-gateway at the config's admin address before any body is re-encrypted;
-reload the other nodes of a cluster yourself.`,
-		Args: c.args(0, 0),
+Running gateways watch the keyring file and switch to the new key
+within 2 seconds, without a reload; --reload makes the gateway at the
+config's admin address load it at once, before any body is re-encrypted.
+Nodes of a cluster must share the keyring file's contents: copy it to the
+other nodes before re-encrypting.`,
+		Args: nargs(0, 0),
+		RunE: caddycmd.WrapCommandFuncForCobra(cmdKeysRotate),
 	}
 	f := rotate.Flags()
-	f.IntVar(&batchSize, "batch-size", broker.DefaultReencryptBatch, "Bodies per batch")
-	f.IntVar(&maxBatches, "max-batches", 0, "Stop after this many batches (0: run to the end); run again to continue")
-	f.BoolVar(&newKey, "new-key", false, "Add a key even if an earlier rotation is unfinished")
-	f.BoolVar(&reload, "reload", false, "Reload the running gateway at the config's admin address after adding the key")
-	rotate.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		if batchSize < 1 {
-			return usageErrorf("--batch-size must be at least 1")
+	f.Int("batch-size", broker.DefaultReencryptBatch, "Bodies per batch")
+	f.Int("max-batches", 0, "Stop after this many batches (0: run to the end); run again to continue")
+	f.Bool("new-key", false, "Add a key even if an earlier rotation is unfinished")
+	f.Bool("reload", false, "Reload the running gateway at the config's admin address after adding the key")
+
+	retire := &cobra.Command{
+		Use:   "retire KEY_ID [--force]",
+		Short: "Removes a key no body uses any more from the keyring",
+		Long: `Removes a key from the keyring file. It refuses the primary key and any key
+that still encrypts a body ('keys rotate' re-encrypts them). Running
+gateways see the keyring file change within 2 seconds, without a reload.`,
+		Args: nargs(1, 1),
+		RunE: caddycmd.WrapCommandFuncForCobra(cmdKeysRetire),
+	}
+	forceFlag(retire)
+
+	cmd.AddCommand(list, rotate, retire)
+	return cmd
+}
+
+func cmdKeysList(fl caddycmd.Flags) (int, error) {
+	return withServices(fl, withKeys, func(ctx context.Context, out *console, svc *services) error {
+		usage, unknown, err := svc.Keys.Usage(ctx)
+		if err != nil {
+			return err
 		}
-		if maxBatches < 0 {
-			return usageErrorf("--max-batches must not be negative")
+		if out.jsonOut {
+			return out.printJSON(map[string]any{"keyring": svc.Keys.Path, "keys": usage, "messages_under_unknown_keys": unknown})
 		}
-		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Services) error {
-			keys := keysService(off)
-			pending, err := keys.Pending(ctx)
-			if err != nil {
+		rows := make([][]string, 0, len(usage))
+		for _, u := range usage {
+			primary := ""
+			if u.Primary {
+				primary = "primary"
+			}
+			rows = append(rows, []string{u.ID, primary, count(u.Messages)})
+		}
+		if err := out.table([]string{"KEY ID", "ROLE", "MESSAGES"}, rows); err != nil {
+			return err
+		}
+		if unknown > 0 {
+			fmt.Fprintf(out.io.err, "warning: %s under keys this keyring does not hold and cannot be decrypted\n",
+				plural(unknown, "message body is", "message bodies are"))
+		}
+		return nil
+	})
+}
+
+func cmdKeysRotate(fl caddycmd.Flags) (int, error) {
+	opts := broker.ReencryptOptions{BatchSize: fl.Int("batch-size"), MaxBatches: fl.Int("max-batches")}
+	if opts.BatchSize < 1 {
+		return exit(usagef("--batch-size must be at least 1"))
+	}
+	if opts.MaxBatches < 0 {
+		return exit(usagef("--max-batches must not be negative"))
+	}
+	return withServices(fl, withKeys, func(ctx context.Context, out *console, svc *services) error {
+		keys := svc.Keys
+		pending, err := keys.Pending(ctx)
+		if err != nil {
+			return err
+		}
+		added := ""
+		if pending == 0 || fl.Bool("new-key") {
+			if added, err = keys.Add(ctx, actor()); err != nil {
 				return err
 			}
-			added := ""
-			if pending == 0 || newKey {
-				if added, err = keys.Add(ctx, actor()); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.io.err, "Added key %s to %s; it encrypts from now on.\n", added, off.KeyringPath)
-			} else {
-				fmt.Fprintf(c.io.err, "Resuming: %s bodies are still under older keys; re-encrypting them with key %s.\n", count(pending), off.Keyring().PrimaryID())
+			fmt.Fprintf(out.io.err, "Added key %s to %s; it encrypts from now on.\n", added, keys.Path)
+		} else {
+			fmt.Fprintf(out.io.err, "Resuming: %s with key %s.\n", plural(pending,
+				"body is still under an older key; re-encrypting it",
+				"bodies are still under older keys; re-encrypting them"), keys.Keyring.PrimaryID())
+		}
+		// Reloading on a resumed run too lets an operator whose first
+		// reload failed fix it and simply run the command again.
+		if fl.Bool("reload") {
+			if err := reloadGateway(fl); err != nil {
+				return fmt.Errorf("the gateway did not reload, so no body was re-encrypted; fix this and run 'keys rotate --reload' again: %w", err)
 			}
-			// Reloading on a resumed run too lets an operator whose first
-			// reload failed fix it and simply run the command again.
-			if reload {
-				if err := c.reloadGateway(); err != nil {
-					return fmt.Errorf("the gateway did not reload, so no body was re-encrypted; fix this and run 'keys rotate --reload' again: %w", err)
-				}
-				fmt.Fprintln(c.io.err, "Reloaded the running gateway.")
-			} else if added != "" {
-				fmt.Fprintln(c.io.err, "Reload running gateways (caddy reload --force) so they use it.")
-			}
+			fmt.Fprintln(out.io.err, "Reloaded the running gateway.")
+		} else if added != "" {
+			fmt.Fprintln(out.io.err, "Running gateways switch to it within 2 seconds, without a reload.")
+		}
 
-			bar := &progress{w: c.io.err, terminal: c.io.stderrTerminal(), label: "re-encrypting"}
-			res, err := keys.Reencrypt(ctx, actor(), broker.ReencryptOptions{BatchSize: batchSize, MaxBatches: maxBatches, Progress: bar.update})
-			bar.end()
-			if err != nil {
-				if ctx.Err() != nil {
-					return fmt.Errorf("interrupted after %s bodies; every body is still readable; run 'keys rotate' again to resume", count(res.Reencrypted))
-				}
-				return fmt.Errorf("after %s bodies: %w; run 'keys rotate' again to resume", count(res.Reencrypted), err)
+		bar := &progress{w: out.io.err, terminal: out.io.stderrTerminal(), label: "re-encrypting"}
+		opts.Progress = bar.update
+		res, err := keys.Reencrypt(ctx, actor(), opts)
+		bar.end()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted after %s; every body is still readable; run 'keys rotate' again to resume", bodies(res.Reencrypted))
 			}
-			if c.jsonOut {
-				return c.printJSON(struct {
-					AddedKey string `json:"added_key,omitempty"`
-					broker.ReencryptResult
-				}{added, res})
-			}
-			c.printf("Re-encrypted %s bodies with key %s.\n", count(res.Reencrypted), res.KeyID)
-			if res.Remaining > 0 {
-				c.printf("%s bodies remain under older keys; run 'caddy msgbroker keys rotate' again to continue.\n", count(res.Remaining))
-				return nil
-			}
-			for _, id := range off.Keyring().IDs() {
-				if id != res.KeyID {
-					c.printf("Key %s encrypts no body any more; remove it with 'caddy msgbroker keys retire %s' once every gateway has reloaded.\n", id, id)
-				}
-			}
+			return fmt.Errorf("after %s: %w; run 'keys rotate' again to resume", bodies(res.Reencrypted), err)
+		}
+		if out.jsonOut {
+			return out.printJSON(struct {
+				AddedKey string `json:"added_key,omitempty"`
+				broker.ReencryptResult
+			}{added, res})
+		}
+		out.printf("Re-encrypted %s with key %s.\n", bodies(res.Reencrypted), res.KeyID)
+		if res.Remaining > 0 {
+			out.printf("%s; run 'caddy msgbroker keys rotate' again to continue.\n",
+				plural(res.Remaining, "body remains under an older key", "bodies remain under older keys"))
 			return nil
-		})
+		}
+		for _, id := range keys.Keyring.IDs() {
+			if id != res.KeyID {
+				out.printf("Key %s encrypts no body any more; remove it with 'caddy msgbroker keys retire %s'.\n", id, id)
+			}
+		}
+		return nil
 	})
-	return rotate
 }
+
+func bodies(n int64) string { return plural(n, "body", "bodies") }
 
 // reloadGateway makes the gateway at the config's admin address load the
 // config again, as `caddy reload --force` does, so it reads the keyring
 // file anew.
-func (c *cli) reloadGateway() error {
-	cfgJSON, configFile, adapter, err := caddycmd.LoadConfig(c.configFile, c.adapter)
+func reloadGateway(fl caddycmd.Flags) error {
+	cfgJSON, configFile, adapter, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
 	if err != nil {
 		return err
 	}
@@ -170,39 +183,25 @@ func (c *cli) reloadGateway() error {
 	return resp.Body.Close()
 }
 
-func (c *cli) keysRetireCommand() *cobra.Command {
-	var force bool
-	retire := &cobra.Command{
-		Use:   "retire KEY_ID [--force]",
-		Short: "Removes a key no body uses any more from the keyring",
-		Long: `Removes a key from the keyring file. It refuses the primary key and any key
-that still encrypts a body ('keys rotate' re-encrypts them). Reload every
-gateway after a rotation before retiring the old key: a gateway that has not
-reloaded still encrypts new bodies with it.`,
-		Args: c.args(1, 1),
-	}
-	forceFlag(retire, &force)
-	retire.RunE = c.run(func(cmd *cobra.Command, args []string) error {
-		return c.withOffline(cmd, true, func(ctx context.Context, off *msgbroker.Services) error {
-			keys := keysService(off)
-			if err := c.retireCheck(ctx, keys, args[0]); err != nil {
-				return err
-			}
-			if err := c.confirm(force, fmt.Sprintf("Retire key %s? Its material is deleted from %s.", args[0], off.KeyringPath)); err != nil {
-				return err
-			}
-			if err := keys.Retire(ctx, actor(), args[0]); err != nil {
-				return err
-			}
-			return c.printResult(map[string]string{"retired": args[0]}, "Retired key %s.\n", args[0])
-		})
+func cmdKeysRetire(fl caddycmd.Flags) (int, error) {
+	id := fl.Arg(0)
+	return withServices(fl, withKeys, func(ctx context.Context, out *console, svc *services) error {
+		if err := retireCheck(ctx, svc.Keys, id); err != nil {
+			return err
+		}
+		if err := out.confirm(fl.Bool("force"), fmt.Sprintf("Retire key %s? Its material is deleted from %s.", id, svc.Keys.Path)); err != nil {
+			return err
+		}
+		if err := svc.Keys.Retire(ctx, actor(), id); err != nil {
+			return err
+		}
+		return out.printResult(map[string]string{"retired": id}, "Retired key %s.\n", id)
 	})
-	return retire
 }
 
 // retireCheck refuses early, before asking, what Retire would refuse, so
 // nobody confirms a command that cannot succeed. Retire checks again.
-func (c *cli) retireCheck(ctx context.Context, keys *broker.Keys, id string) error {
+func retireCheck(ctx context.Context, keys *broker.Keys, id string) error {
 	if !keys.Keyring.Has(id) || id == keys.Keyring.PrimaryID() {
 		return keys.Retire(ctx, actor(), id)
 	}

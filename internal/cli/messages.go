@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
-	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -50,63 +50,24 @@ func messageOut(m *storage.Message) messageJSON {
 var messageStatuses = []string{storage.MessageQueued, storage.MessageProcessing, storage.MessageRetrying,
 	storage.MessageDelivered, storage.MessageFailed}
 
-func (c *cli) messageCommand() *cobra.Command {
-	cmd := c.group(&cobra.Command{Use: "message", Short: "Lists and shows messages"})
+func messageCommand() *cobra.Command {
+	cmd := group(&cobra.Command{Use: "message", Short: "Lists and shows messages"})
 
-	var client, status, since string
-	var limit int
 	list := &cobra.Command{
 		Use:   "list [--client ID] [--status S] [--since T] [--limit N]",
 		Short: "Lists messages, newest first",
 		Long: `Lists messages, newest first, without their bodies. --since takes an RFC 3339
 time (2026-11-24T10:00:00Z), a date (2026-11-24, UTC) or an age such as
 90m, 24h or 7d.`,
-		Args: c.args(0, 0),
+		Args: nargs(0, 0),
+		RunE: caddycmd.WrapCommandFuncForCobra(cmdMessageList),
 	}
 	f := list.Flags()
-	f.StringVar(&client, "client", "", "Only messages of this client id")
-	f.StringVar(&status, "status", "", "Only messages with this status: "+strings.Join(messageStatuses, ", "))
-	f.StringVar(&since, "since", "", "Only messages created at or after this time")
-	f.IntVar(&limit, "limit", storage.DefaultPageSize, fmt.Sprintf("Number of messages to show, at most %d", storage.MaxPageSize))
-	list.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		filter := storage.MessageFilter{ClientID: client, Status: status, Limit: limit}
-		if status != "" && !slices.Contains(messageStatuses, status) {
-			return usageErrorf("--status must be one of %s, not %q", strings.Join(messageStatuses, ", "), status)
-		}
-		if limit < 1 || limit > storage.MaxPageSize {
-			return usageErrorf("--limit must be between 1 and %d", storage.MaxPageSize)
-		}
-		if since != "" {
-			t, err := parseSince(since, c.io.now())
-			if err != nil {
-				return usageError(err)
-			}
-			filter.Since = t
-		}
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
-			msgs, err := off.Store.Messages.List(ctx, filter)
-			if err != nil {
-				return err
-			}
-			if c.jsonOut {
-				return c.printJSON(jsonList(msgs, messageOut))
-			}
-			rows := make([][]string, 0, len(msgs))
-			for _, m := range msgs {
-				rows = append(rows, []string{m.MessageID, m.ClientID, m.SenderNumberMasked, m.Status,
-					strconv.Itoa(m.Attempts), timeText(m.CreatedAt)})
-			}
-			if err := c.table([]string{"MESSAGE ID", "CLIENT", "SENDER", "STATUS", "ATTEMPTS", "CREATED"}, rows); err != nil {
-				return err
-			}
-			if len(msgs) == limit {
-				fmt.Fprintf(c.io.err, "(the newest %d; use --limit or filters to see others)\n", limit)
-			}
-			return nil
-		})
-	})
+	f.String("client", "", "Only messages of this client id")
+	f.String("status", "", "Only messages with this status: "+strings.Join(messageStatuses, ", "))
+	f.String("since", "", "Only messages created at or after this time")
+	f.Int("limit", storage.DefaultPageSize, fmt.Sprintf("Number of messages to show, at most %d", storage.MaxPageSize))
 
-	var decrypt bool
 	view := &cobra.Command{
 		Use:   "view UUID [--decrypt]",
 		Short: "Shows one message; --decrypt shows its body and audits that",
@@ -114,50 +75,105 @@ time (2026-11-24T10:00:00Z), a date (2026-11-24, UTC) or an age such as
 decryption is written to the audit log (actor "cli", action
 message.decrypt) before the body is printed, and nothing is printed if
 that write fails.`,
-		Args: c.args(1, 1),
+		Args: nargs(1, 1),
+		RunE: caddycmd.WrapCommandFuncForCobra(cmdMessageView),
 	}
-	view.Flags().BoolVar(&decrypt, "decrypt", false, "Decrypt and show the body (audited)")
-	view.RunE = c.run(func(cmd *cobra.Command, args []string) error {
-		id, err := broker.ParseMessageID(strings.ToLower(args[0]))
-		if err != nil {
-			return err
-		}
-		return c.withOffline(cmd, decrypt, func(ctx context.Context, off *msgbroker.Services) error {
-			m, err := off.Store.Messages.GetByMessageID(ctx, id)
-			if errors.Is(err, storage.ErrNotFound) {
-				return apperr.New(apperr.NotFound, "message_not_found", "no message with id %s", id)
-			}
-			if err != nil {
-				return err
-			}
-			out := messageOut(m)
-			if decrypt {
-				plain, err := off.Keyring().Decrypt(m.BodyEncrypted, []byte(m.MessageID))
-				outcome, details := storage.AuditSuccess, "channel: cli"
-				if err != nil {
-					outcome, details = storage.AuditFailure, "the body does not decrypt with the configured keyring"
-				}
-				if aerr := broker.Audit(ctx, off.Store, actor(), "message.decrypt", m.MessageID, outcome, details); aerr != nil {
-					return fmt.Errorf("not showing the body: %w", aerr)
-				}
-				if err != nil {
-					return fmt.Errorf("decrypting message %s (key %s): %w", m.MessageID, m.EncryptionKeyID, err)
-				}
-				body := string(plain)
-				out.Body = &body
-			}
-			if c.jsonOut {
-				return c.printJSON(out)
-			}
-			return c.printMessage(out)
-		})
-	})
+	view.Flags().Bool("decrypt", false, "Decrypt and show the body (audited)")
 
 	cmd.AddCommand(list, view)
 	return cmd
 }
 
-func (c *cli) printMessage(m messageJSON) error {
+func cmdMessageList(fl caddycmd.Flags) (int, error) {
+	status, limit := fl.String("status"), fl.Int("limit")
+	filter := storage.MessageFilter{ClientID: fl.String("client"), Status: status, Limit: limit}
+	if status != "" && !slices.Contains(messageStatuses, status) {
+		return exit(usagef("--status must be one of %s, not %q", strings.Join(messageStatuses, ", "), status))
+	}
+	if limit < 1 || limit > storage.MaxPageSize {
+		return exit(usagef("--limit must be between 1 and %d", storage.MaxPageSize))
+	}
+	if since := fl.String("since"); since != "" {
+		t, err := parseSince(since, stdio.now())
+		if err != nil {
+			return exit(usageError{err})
+		}
+		filter.Since = t
+	}
+	return withServices(fl, database, func(ctx context.Context, out *console, svc *services) error {
+		msgs, err := svc.Store.Messages.List(ctx, filter)
+		if err != nil {
+			return err
+		}
+		if out.jsonOut {
+			return out.printJSON(jsonList(msgs, messageOut))
+		}
+		rows := make([][]string, 0, len(msgs))
+		for _, m := range msgs {
+			rows = append(rows, []string{m.MessageID, m.ClientID, m.SenderNumberMasked, m.Status,
+				strconv.Itoa(m.Attempts), timeText(m.CreatedAt)})
+		}
+		if err := out.table([]string{"MESSAGE ID", "CLIENT", "SENDER", "STATUS", "ATTEMPTS", "CREATED"}, rows); err != nil {
+			return err
+		}
+		if len(msgs) == limit {
+			fmt.Fprintf(out.io.err, "(the newest %d; use --limit or filters to see others)\n", limit)
+		}
+		return nil
+	})
+}
+
+func cmdMessageView(fl caddycmd.Flags) (int, error) {
+	id, err := broker.ParseMessageID(strings.ToLower(fl.Arg(0)))
+	if err != nil {
+		return exit(err)
+	}
+	decrypt := fl.Bool("decrypt")
+	what := database
+	if decrypt {
+		what = withKeys
+	}
+	return withServices(fl, what, func(ctx context.Context, out *console, svc *services) error {
+		m, err := svc.Store.Messages.GetByMessageID(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return apperr.New(apperr.NotFound, "message_not_found", "no message with id %s", id)
+		}
+		if err != nil {
+			return err
+		}
+		view := messageOut(m)
+		if decrypt {
+			body, err := decryptAudited(ctx, svc, m)
+			if err != nil {
+				return err
+			}
+			view.Body = &body
+		}
+		if out.jsonOut {
+			return out.printJSON(view)
+		}
+		return out.printMessage(view)
+	})
+}
+
+// decryptAudited decrypts the body of m after writing the attempt to the
+// audit log; if that write fails, the body is not decrypted.
+func decryptAudited(ctx context.Context, svc *services, m *storage.Message) (string, error) {
+	plain, err := svc.Keys.Keyring.Decrypt(m.BodyEncrypted, []byte(m.MessageID))
+	outcome, details := storage.AuditSuccess, "channel: cli"
+	if err != nil {
+		outcome, details = storage.AuditFailure, "the body does not decrypt with the configured keyring"
+	}
+	if aerr := broker.Audit(ctx, svc.Store, actor(), "message.decrypt", m.MessageID, outcome, details); aerr != nil {
+		return "", fmt.Errorf("not showing the body: %w", aerr)
+	}
+	if err != nil {
+		return "", fmt.Errorf("decrypting message %s (key %s): %w", m.MessageID, m.EncryptionKeyID, err)
+	}
+	return string(plain), nil
+}
+
+func (c *console) printMessage(m messageJSON) error {
 	body := "(encrypted; --decrypt shows it and writes an audit entry)"
 	if m.Body != nil {
 		body = *m.Body
@@ -190,7 +206,7 @@ func (c *cli) printMessage(m messageJSON) error {
 }
 
 // rows writes aligned rows without a header.
-func (c *cli) rows(rows [][]string) error {
+func (c *console) rows(rows [][]string) error {
 	if len(rows) == 0 {
 		return nil
 	}

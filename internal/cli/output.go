@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"golang.org/x/term"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
@@ -36,6 +37,9 @@ type streams struct {
 	// lines buffers in, so that several prompts read successive lines.
 	lines *bufio.Reader
 }
+
+// stdio is the terminal the commands talk to; tests replace it.
+var stdio = defaultStreams()
 
 func defaultStreams() *streams {
 	return &streams{
@@ -61,8 +65,19 @@ func (s *streams) readLine() (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
+// console is what a command prints to and asks on: the terminal, in the
+// format --json chose.
+type console struct {
+	io      *streams
+	jsonOut bool
+}
+
+func newConsole(fl caddycmd.Flags) *console {
+	return &console{io: stdio, jsonOut: fl.Bool("json")}
+}
+
 // printJSON writes v as indented JSON.
-func (c *cli) printJSON(v any) error {
+func (c *console) printJSON(v any) error {
 	enc := json.NewEncoder(c.io.out)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
@@ -73,7 +88,7 @@ func (c *cli) printJSON(v any) error {
 
 // printResult reports the outcome of a command that changes one thing: v
 // as JSON with --json, otherwise the sentence format describes.
-func (c *cli) printResult(v any, format string, args ...any) error {
+func (c *console) printResult(v any, format string, args ...any) error {
 	if c.jsonOut {
 		return c.printJSON(v)
 	}
@@ -92,7 +107,7 @@ func jsonList[T, J any](rows []T, toJSON func(*T) J) []J {
 }
 
 // printf writes a line for people; --json output stays pure.
-func (c *cli) printf(format string, args ...any) {
+func (c *console) printf(format string, args ...any) {
 	if !c.jsonOut {
 		fmt.Fprintf(c.io.out, format, args...)
 	}
@@ -102,7 +117,7 @@ func (c *cli) printf(format string, args ...any) {
 // message bodies and workers' error texts come from outside, and a control
 // character in them must neither break the columns nor drive the
 // operator's terminal.
-func (c *cli) table(header []string, rows [][]string) error {
+func (c *console) table(header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(c.io.out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, joinCells(header))
 	for _, r := range rows {
@@ -140,12 +155,12 @@ func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 
 // confirm asks question and returns nil on yes. With force it does not
 // ask; without a terminal to ask on it refuses with a usage error.
-func (c *cli) confirm(force bool, question string) error {
+func (c *console) confirm(force bool, question string) error {
 	if force {
 		return nil
 	}
 	if !c.io.stdinTerminal() {
-		return usageErrorf("refusing to proceed without confirmation (stdin is not a terminal; pass --force): %s", question)
+		return usagef("refusing to proceed without confirmation (stdin is not a terminal; pass --force): %s", question)
 	}
 	fmt.Fprintf(c.io.err, "%s [y/N] ", question)
 	answer, err := c.io.readLine()
@@ -165,21 +180,21 @@ const maxPasswordInput = 4096
 // newPassword gets a password: from stdin with fromStdin (first line,
 // for scripts), else typed twice at the terminal without echo. The policy
 // is checked before the second prompt, so a typist learns at once.
-func (c *cli) newPassword(fromStdin bool) (string, error) {
+func (c *console) newPassword(fromStdin bool) (string, error) {
 	if fromStdin {
 		data, err := io.ReadAll(io.LimitReader(c.io.in, maxPasswordInput+1))
 		if err != nil {
 			return "", fmt.Errorf("reading the password from stdin: %w", err)
 		}
 		if len(data) > maxPasswordInput {
-			return "", usageErrorf("--password-stdin: the input is longer than %d bytes", maxPasswordInput)
+			return "", usagef("--password-stdin: the input is longer than %d bytes", maxPasswordInput)
 		}
 		pw, _, _ := strings.Cut(string(data), "\n")
 		pw = strings.TrimSuffix(pw, "\r")
 		return pw, broker.CheckPassword(pw)
 	}
 	if !c.io.stdinTerminal() {
-		return "", usageErrorf("stdin is not a terminal to type a password on; pass it with --password-stdin")
+		return "", usagef("stdin is not a terminal to type a password on; pass it with --password-stdin")
 	}
 	const attempts = 3
 	for range attempts {
@@ -204,7 +219,7 @@ func (c *cli) newPassword(fromStdin bool) (string, error) {
 	return "", fmt.Errorf("no acceptable password after %d attempts", attempts)
 }
 
-func (c *cli) promptHidden(prompt string) (string, error) {
+func (c *console) promptHidden(prompt string) (string, error) {
 	fmt.Fprint(c.io.err, prompt)
 	pw, err := c.io.readPassword()
 	fmt.Fprintln(c.io.err)
@@ -265,6 +280,14 @@ func count(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// plural counts n things: "1 body", "2 bodies", "1,500 bodies".
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return count(n) + " " + many
 }
 
 // timeText formats a time for a table: UTC, to the second.

@@ -5,35 +5,37 @@ import (
 	"fmt"
 	"strings"
 
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
-	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
-func (c *cli) statsCommand() *cobra.Command {
-	cmd := &cobra.Command{
+func statsCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "stats",
 		Short: "Shows message, client and user statistics",
-		Args:  c.args(0, 0),
+		Args:  nargs(0, 0),
+		RunE:  caddycmd.WrapCommandFuncForCobra(cmdStats),
 	}
-	cmd.RunE = c.run(func(cmd *cobra.Command, _ []string) error {
-		return c.withOffline(cmd, false, func(ctx context.Context, off *msgbroker.Services) error {
-			s, err := broker.CollectStats(ctx, off.Store, c.io.now())
-			if err != nil {
-				return err
-			}
-			if c.jsonOut {
-				return c.printJSON(s)
-			}
-			_, err = fmt.Fprint(c.io.out, statsText(s))
-			return err
-		})
-	})
-	return cmd
 }
 
-// statsText lays the statistics out as the seed's admin CLI did.
+func cmdStats(fl caddycmd.Flags) (int, error) {
+	return withServices(fl, database, func(ctx context.Context, out *console, svc *services) error {
+		s, err := broker.CollectStats(ctx, svc.Store, out.io.now())
+		if err != nil {
+			return err
+		}
+		if out.jsonOut {
+			return out.printJSON(s)
+		}
+		_, err = fmt.Fprint(out.io.out, statsText(s))
+		return err
+	})
+}
+
+// statsText lays the statistics out as the Python admin CLI this one
+// replaces did, for operators used to it.
 func statsText(s broker.Stats) string {
 	var b strings.Builder
 	line := func(label string, n int64) { fmt.Fprintf(&b, "  %s: %s\n", label, count(n)) }

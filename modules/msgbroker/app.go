@@ -297,6 +297,9 @@ func (a *App) acquire(ctx context.Context, st *startup) (*Services, error) {
 		return nil, err
 	}
 	s.AutoMigrate = a.Database.autoMigrate()
+	if scfg, err := a.Database.storageConfig(); err == nil {
+		s.Database = describeDatabase(scfg)
+	}
 	if err := s.Registry.Refresh(ctx); err != nil {
 		return nil, err
 	}

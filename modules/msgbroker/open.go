@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
@@ -24,6 +25,10 @@ type OpenOptions struct {
 	DatabaseOnly bool
 	// Logger receives the services' warnings (default: a no-op logger).
 	Logger *zap.Logger
+	// BaseDir, when set, is the directory relative paths in the config
+	// are taken from (the SQLite file, the keyring and development keys,
+	// the file_system storage root) instead of the working directory.
+	BaseDir string
 }
 
 // OpenServices builds the services of the msgbroker app in cfgJSON (a whole
@@ -56,19 +61,28 @@ func OpenServices(ctx context.Context, cfgJSON []byte, opts OpenOptions) (*Servi
 	if err := a.Database.validate(); err != nil {
 		return nil, err
 	}
-	store, err := openStore(ctx, a.Database)
+	scfg, err := a.Database.storageConfig()
 	if err != nil {
 		return nil, err
 	}
-	o := &opened{store: store}
-	if opts.DatabaseOnly {
-		return &Services{Store: store, AutoMigrate: a.Database.autoMigrate(), Logger: a.logger, close: o.close}, nil
+	if scfg.Driver == storage.DriverSQLite {
+		scfg.DSN = sqliteDSNInDir(opts.BaseDir, scfg.DSN)
 	}
-	s, err := o.services(ctx, a, cfg.StorageRaw, caName(cfg.Apps["pki"], a.CA))
+	db, err := storage.Open(ctx, scfg)
 	if err != nil {
-		_ = o.close()
-		return nil, err
+		return nil, fmt.Errorf("opening %s database: %w", describeDatabase(scfg), err)
 	}
+	o := &opened{store: storage.New(db)}
+	s := &Services{Store: o.store, Users: &broker.Users{Store: o.store, Logger: a.logger}, Logger: a.logger}
+	if !opts.DatabaseOnly {
+		if s, err = o.services(ctx, a, storageInDir(opts.BaseDir, cfg.StorageRaw), caName(cfg.Apps["pki"], a.CA), opts.BaseDir); err != nil {
+			_ = o.close()
+			return nil, err
+		}
+	}
+	s.Database = describeDatabase(scfg)
+	s.AutoMigrate = a.Database.autoMigrate()
+	s.close = o.close
 	return s, nil
 }
 
@@ -79,26 +93,15 @@ type opened struct {
 	cancel context.CancelFunc
 }
 
-func openStore(ctx context.Context, cfg *DatabaseConfig) (*storage.Store, error) {
-	scfg, err := cfg.storageConfig()
-	if err != nil {
-		return nil, err
-	}
-	db, err := storage.Open(ctx, scfg)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s database %s: %w", scfg.Driver, storage.RedactDSN(scfg.Driver, scfg.DSN), err)
-	}
-	return storage.New(db), nil
-}
-
 // services resolves the app's secrets, opens Redis and Caddy's storage and
 // builds the services. Development secrets are read, never generated, by
 // the CLI: the gateway's first start creates them.
-func (o *opened) services(ctx context.Context, a *App, storageRaw json.RawMessage, caName string) (*Services, error) {
+func (o *opened) services(ctx context.Context, a *App, storageRaw json.RawMessage, caName, baseDir string) (*Services, error) {
 	secrets, err := resolveSecrets(a)
 	if err != nil {
 		return nil, err
 	}
+	secrets.in(baseDir)
 	a.secrets = secrets
 	if err := a.loadExistingKeys(); err != nil {
 		return nil, err
@@ -128,13 +131,7 @@ func (o *opened) services(ctx context.Context, a *App, storageRaw json.RawMessag
 	if parts.certStorage, err = o.openCertStorage(ctx, storageRaw); err != nil {
 		return nil, err
 	}
-	s, err := buildServices(parts)
-	if err != nil {
-		return nil, err
-	}
-	s.close = o.close
-	s.AutoMigrate = a.Database.autoMigrate()
-	return s, nil
+	return buildServices(parts)
 }
 
 // caName is the name the pki app gives the CA with the given id, as the

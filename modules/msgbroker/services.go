@@ -28,6 +28,9 @@ import (
 type Services struct {
 	// Store holds the repositories over the database.
 	Store *storage.Store
+	// Database names the database, without its password, for telling the
+	// operator which one a command works on.
+	Database string
 	// AutoMigrate is the config's auto_migrate setting (its default
 	// applied): whether pending migrations are applied without asking.
 	AutoMigrate bool

@@ -1,0 +1,42 @@
+package msgbroker
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestSQLiteDSNInDirMovesOnlyRelativePlainPaths(t *testing.T) {
+	cases := map[string]string{
+		"./data/msgbroker.db":              "/etc/broker/data/msgbroker.db",
+		"data/msgbroker.db?_txlock=normal": "/etc/broker/data/msgbroker.db?_txlock=normal",
+		"/var/lib/msgbroker.db":            "/var/lib/msgbroker.db",
+		":memory:":                         ":memory:",
+		"file:data/x.db?mode=ro":           "file:data/x.db?mode=ro",
+	}
+	for in, want := range cases {
+		if got := sqliteDSNInDir("/etc/broker", in); got != want {
+			t.Errorf("sqliteDSNInDir(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := sqliteDSNInDir("", "data/x.db"); got != "data/x.db" {
+		t.Errorf("without a base directory: %q", got)
+	}
+}
+
+func TestStorageInDirMovesOnlyAFileSystemRoot(t *testing.T) {
+	root := func(raw json.RawMessage) string {
+		var s struct{ Root string }
+		_ = json.Unmarshal(raw, &s)
+		return s.Root
+	}
+	if got := root(storageInDir("/etc/broker", json.RawMessage(`{"module":"file_system","root":"./data/caddy"}`))); got != "/etc/broker/data/caddy" {
+		t.Errorf("relative file_system root became %q", got)
+	}
+	if got := root(storageInDir("/etc/broker", json.RawMessage(`{"module":"file_system","root":"/srv/caddy"}`))); got != "/srv/caddy" {
+		t.Errorf("absolute file_system root became %q", got)
+	}
+	redis := json.RawMessage(`{"module":"redis","root":"prefix"}`)
+	if got := storageInDir("/etc/broker", redis); string(got) != string(redis) {
+		t.Errorf("another storage module was changed: %s", got)
+	}
+}
