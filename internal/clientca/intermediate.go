@@ -175,7 +175,7 @@ func (i *Issuer) currentIntermediate(ctx context.Context) (*keyPair, error) {
 	}
 	now := i.now()
 
-	if i.current != nil && i.fit(i.current, root, now) {
+	if i.current != nil && i.canIssueWith(i.current, root, now) {
 		return i.current, nil
 	}
 
@@ -183,7 +183,7 @@ func (i *Issuer) currentIntermediate(ctx context.Context) (*keyPair, error) {
 	// A read without the lock may see a half-written rotation (new key,
 	// old certificate); loadIntermediate reports that as a mismatch and we
 	// fall through to the locked path, where the writer has finished.
-	if kp, err := i.loadIntermediate(ctx); err == nil && i.fit(kp, root, now) {
+	if kp, err := i.loadIntermediate(ctx); err == nil && i.canIssueWith(kp, root, now) {
 		i.current = kp
 		return kp, nil
 	}
@@ -196,10 +196,10 @@ func (i *Issuer) currentIntermediate(ctx context.Context) (*keyPair, error) {
 	return kp, nil
 }
 
-// fit reports whether kp may be used to issue at now: it is signed by root, is
+// canIssueWith reports whether kp may be used to issue at now: it is signed by root, is
 // currently valid, and either has at least MaxLeafLifetime left or cannot be
 // improved upon because the root expires first.
-func (i *Issuer) fit(kp *keyPair, root *x509.Certificate, now time.Time) bool {
+func (i *Issuer) canIssueWith(kp *keyPair, root *x509.Certificate, now time.Time) bool {
 	if !signedBy(kp.cert, root) {
 		return false
 	}
@@ -280,7 +280,7 @@ func (i *Issuer) createIntermediateLocked(ctx context.Context) (kp *keyPair, err
 
 	now := i.now()
 	old, loadErr := i.loadIntermediate(ctx)
-	if loadErr == nil && i.fit(old, root, now) {
+	if loadErr == nil && i.canIssueWith(old, root, now) {
 		return old, nil
 	}
 	switch {

@@ -37,8 +37,8 @@ var statusOf = map[apperr.Kind]int{
 var internalError = apperr.Error{Kind: apperr.Internal, Code: "internal_error",
 	Message: "the server could not complete the request"}
 
-// Render returns the HTTP status and the client-safe error for err.
-func Render(err error) (int, *apperr.Error) {
+// render returns the HTTP status and the client-safe error for err.
+func render(err error) (int, *apperr.Error) {
 	if e, ok := apperr.As(err); ok {
 		if status, known := statusOf[e.Kind]; known {
 			return status, &apperr.Error{Kind: e.Kind, Code: e.Code, Message: e.Message}
@@ -60,7 +60,7 @@ type errorFields struct {
 // WriteError writes err as the JSON error answer and returns its status,
 // so the caller can log the cause of a 5xx.
 func WriteError(w http.ResponseWriter, err error) int {
-	status, shown := Render(err)
+	status, shown := render(err)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
