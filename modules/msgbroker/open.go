@@ -49,7 +49,7 @@ func OpenServices(ctx context.Context, cfgJSON []byte, opts OpenOptions) (*Servi
 	if !ok {
 		return nil, errors.New("the config has no msgbroker app (add the msgbroker global option)")
 	}
-	a := new(App)
+	a := &App{keys: newKeyringSlot()}
 	if err := json.Unmarshal(raw, a); err != nil {
 		return nil, fmt.Errorf("reading the msgbroker app config: %w", err)
 	}
