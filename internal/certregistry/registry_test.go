@@ -8,7 +8,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,18 +171,181 @@ func TestOlderSnapshotDoesNotUndoARevocation(t *testing.T) {
 	}
 }
 
-func TestCheckFreshLooksUpUnknownSerials(t *testing.T) {
+// countingSource counts serial lookups and can hold them until released,
+// so a test can pile concurrent handshakes onto one lookup.
+type countingSource struct {
+	Source
+	lookups atomic.Int64
+	hold    chan struct{}
+}
+
+func (s *countingSource) GetBySerial(ctx context.Context, serial string) (*storage.Client, error) {
+	s.lookups.Add(1)
+	if s.hold != nil {
+		<-s.hold
+	}
+	return s.Source.GetBySerial(ctx, serial)
+}
+
+func newCountingFixture(t *testing.T) (*fixture, *countingSource) {
+	f := newFixture(t)
+	src := &countingSource{Source: f.repo}
+	f.reg.source = src
+	return f, src
+}
+
+// TestCertificatesIssuedTogetherAreAllAcceptedAtOnce: ten certificates
+// issued after the last refresh, each seen first in a handshake, are all
+// accepted on their first check; one unknown serial does not use up the
+// lookup of another.
+func TestCertificatesIssuedTogetherAreAllAcceptedAtOnce(t *testing.T) {
 	f := newFixture(t)
 	f.refresh()
-	cert := leaf(t, 30, "proxy-new")
-	f.register(cert, 0)
-	if _, err := f.reg.CheckFresh(f.ctx, cert); err != nil {
-		t.Fatalf("a certificate issued after the last refresh: %v", err)
+	var certs []*x509.Certificate
+	for i := range 10 {
+		cert := leaf(t, int64(100+i), fmt.Sprintf("proxy-%d", i))
+		f.register(cert, 0)
+		certs = append(certs, cert)
 	}
-	// A second miss within the interval is not looked up.
-	late := leaf(t, 31, "proxy-late")
+	var wg sync.WaitGroup
+	errs := make([]error, len(certs))
+	for i, cert := range certs {
+		wg.Go(func() { _, errs[i] = f.reg.CheckFresh(f.ctx, cert) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("certificate %d issued a moment ago: %v", i, err)
+		}
+	}
+}
+
+// TestConcurrentChecksOfOneNewSerialShareOneLookup: a fleet connecting with
+// the same new certificate costs the database one query.
+func TestConcurrentChecksOfOneNewSerialShareOneLookup(t *testing.T) {
+	f, src := newCountingFixture(t)
+	f.refresh()
+	cert := leaf(t, 40, "proxy-shared")
+	f.register(cert, 0)
+	src.hold = make(chan struct{})
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			_, err := f.reg.CheckFresh(f.ctx, cert)
+			errs <- err
+		})
+	}
+	for src.lookups.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let the others join the lookup under way
+	close(src.hold)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("CheckFresh = %v", err)
+		}
+	}
+	if got := src.lookups.Load(); got != 1 {
+		t.Errorf("%d concurrent checks of one serial made %d lookups, want 1", n, got)
+	}
+}
+
+// TestUnknownSerialIsLookedUpAtMostOncePerInterval: a serial the database
+// does not have either is not looked up again until missRefreshInterval
+// has passed, while another serial is looked up meanwhile.
+func TestUnknownSerialIsLookedUpAtMostOncePerInterval(t *testing.T) {
+	f, src := newCountingFixture(t)
+	f.refresh()
+	ghost, other := leaf(t, 50, "proxy-ghost"), leaf(t, 51, "proxy-other")
+	for range 3 {
+		if _, err := f.reg.CheckFresh(f.ctx, ghost); !errors.Is(err, ErrUnknown) {
+			t.Fatalf("unregistered serial: %v, want ErrUnknown", err)
+		}
+	}
+	if got := src.lookups.Load(); got != 1 {
+		t.Fatalf("3 checks within the interval made %d lookups, want 1", got)
+	}
+	f.register(other, 0)
+	if _, err := f.reg.CheckFresh(f.ctx, other); err != nil {
+		t.Fatalf("another serial within the interval: %v", err)
+	}
+	f.register(ghost, 0)
+	f.clock = f.clock.Add(missRefreshInterval - time.Nanosecond)
+	if _, err := f.reg.CheckFresh(f.ctx, ghost); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("looked up again before the interval passed: %v", err)
+	}
+	f.clock = f.clock.Add(time.Nanosecond)
+	if _, err := f.reg.CheckFresh(f.ctx, ghost); err != nil {
+		t.Fatalf("after the interval the serial is looked up again: %v", err)
+	}
+	if got := src.lookups.Load(); got != 3 {
+		t.Errorf("lookups = %d, want 3 (ghost twice, other once)", got)
+	}
+}
+
+// TestFloodOfUnknownSerialsStaysBounded: serials the database does not
+// have are remembered only up to maxPendingMisses; past that, further
+// unknown serials are refused without a lookup until the interval passes.
+func TestFloodOfUnknownSerialsStaysBounded(t *testing.T) {
+	f, src := newCountingFixture(t)
+	f.refresh()
+	for i := range maxPendingMisses + 10 {
+		if _, err := f.reg.CheckFresh(f.ctx, leaf(t, int64(1000+i), "flood")); !errors.Is(err, ErrUnknown) {
+			t.Fatalf("flood serial %d: %v", i, err)
+		}
+	}
+	if got := src.lookups.Load(); got != maxPendingMisses {
+		t.Errorf("lookups = %d, want %d", got, maxPendingMisses)
+	}
+	if got := len(f.reg.misses.last); got != maxPendingMisses {
+		t.Errorf("remembered misses = %d, want %d", got, maxPendingMisses)
+	}
+	f.clock = f.clock.Add(missRefreshInterval)
+	late := leaf(t, 99999, "proxy-late")
 	f.register(late, 0)
-	if _, err := f.reg.CheckFresh(f.ctx, late); !errors.Is(err, ErrUnknown) {
-		t.Fatalf("lookups are not rate-limited: %v", err)
+	if _, err := f.reg.CheckFresh(f.ctx, late); err != nil {
+		t.Fatalf("after the interval a new certificate is looked up again: %v", err)
+	}
+	if got := len(f.reg.misses.last); got != 1 {
+		t.Errorf("remembered misses after the interval = %d, want 1 (the stale ones dropped)", got)
+	}
+}
+
+// TestFailedLookupRefusesAsUnknown: a database error
+// while looking up refuses the certificate as unknown.
+func TestFailedLookupRefusesAsUnknown(t *testing.T) {
+	f := newFixture(t)
+	f.refresh()
+	f.reg.source = failingSource{}
+	cert := leaf(t, 60, "proxy-down")
+	if _, err := f.reg.CheckFresh(f.ctx, cert); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("lookup failed: %v, want ErrUnknown", err)
+	}
+}
+
+type failingSource struct{ Source }
+
+func (failingSource) GetBySerial(context.Context, string) (*storage.Client, error) {
+	return nil, errors.New("database down")
+}
+
+func TestCheckFreshPassesOtherRefusalsThrough(t *testing.T) {
+	f, src := newCountingFixture(t)
+	if _, err := f.reg.CheckFresh(f.ctx, leaf(t, 70, "x")); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("before loading: %v, want ErrNotReady", err)
+	}
+	revoked := leaf(t, 71, "proxy-r")
+	f.register(revoked, 0)
+	f.revoke(revoked)
+	f.refresh()
+	if _, err := f.reg.CheckFresh(f.ctx, revoked); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked: %v", err)
+	}
+	if got := src.lookups.Load(); got != 0 {
+		t.Errorf("known or unready serials made %d lookups", got)
 	}
 }
