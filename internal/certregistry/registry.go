@@ -128,6 +128,26 @@ func (r *Registry) Check(leaf *x509.Certificate) (Entry, error) {
 	return e, nil
 }
 
+// Kind is a certificate's status and role; an active certificate past its
+// NotAfter counts as "expired".
+type Kind struct{ Status, Role string }
+
+// Counts returns how many certificates the registry holds of each kind.
+func (r *Registry) Counts() map[Kind]int {
+	now := r.now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	counts := make(map[Kind]int)
+	for _, e := range r.entries {
+		status := e.Status
+		if status == storage.ClientActive && now.After(e.NotAfter) {
+			status = "expired"
+		}
+		counts[Kind{Status: status, Role: e.Role}]++
+	}
+	return counts
+}
+
 // CheckFresh is Check, except that an unknown serial is first looked up in
 // the database, so a certificate issued elsewhere a moment ago is accepted
 // at once, without waiting for the poll.

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"sync"
 	"sync/atomic"
@@ -347,5 +348,42 @@ func TestCheckFreshPassesOtherRefusalsThrough(t *testing.T) {
 	}
 	if got := src.lookups.Load(); got != 0 {
 		t.Errorf("known or unready serials made %d lookups", got)
+	}
+}
+
+func TestCountsByStatusAndRole(t *testing.T) {
+	f := newFixture(t)
+	active, revoked, expiring := leaf(t, 80, "proxy-1"), leaf(t, 81, "proxy-2"), leaf(t, 82, "proxy-3")
+	for _, c := range []*x509.Certificate{active, revoked, expiring} {
+		f.register(c, 0)
+	}
+	worker := leaf(t, 83, "worker-1")
+	stamp := time.Now()
+	if err := f.repo.Insert(f.ctx, &storage.Client{
+		ClientID: "worker-1", SerialNumber: clientca.SerialHex(worker.SerialNumber),
+		FingerprintSHA256: clientca.Fingerprint(worker), Role: storage.ClientRoleWorker, Status: storage.ClientActive,
+		Subject: "CN=worker-1", IssuedAt: worker.NotBefore, NotAfter: worker.NotAfter.Add(time.Hour), CreatedBy: "test",
+		CreatedAt: stamp, UpdatedAt: stamp,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.revoke(revoked)
+	f.refresh()
+	want := map[Kind]int{
+		{storage.ClientActive, storage.ClientRoleProxy}:  2,
+		{storage.ClientRevoked, storage.ClientRoleProxy}: 1,
+		{storage.ClientActive, storage.ClientRoleWorker}: 1,
+	}
+	if got := f.reg.Counts(); !maps.Equal(got, want) {
+		t.Errorf("Counts = %v, want %v", got, want)
+	}
+	f.clock = expiring.NotAfter.Add(time.Minute) // the worker's lasts an hour longer
+	want = map[Kind]int{
+		{"expired", storage.ClientRoleProxy}:             2,
+		{storage.ClientRevoked, storage.ClientRoleProxy}: 1,
+		{storage.ClientActive, storage.ClientRoleWorker}: 1,
+	}
+	if got := f.reg.Counts(); !maps.Equal(got, want) {
+		t.Errorf("after NotAfter: Counts = %v, want %v", got, want)
 	}
 }
