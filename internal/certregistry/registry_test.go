@@ -11,12 +11,16 @@ import (
 	"fmt"
 	"maps"
 	"math/big"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/storage"
@@ -386,4 +390,160 @@ func TestCountsByStatusAndRole(t *testing.T) {
 	if got := f.reg.Counts(); !maps.Equal(got, want) {
 		t.Errorf("after NotAfter: Counts = %v, want %v", got, want)
 	}
+}
+
+// sinceSource records the cursor of every read of changed rows.
+type sinceSource struct {
+	Source
+	mu     sync.Mutex
+	sinces []time.Time
+}
+
+func (s *sinceSource) ChangedSince(ctx context.Context, t time.Time) ([]storage.Client, error) {
+	s.mu.Lock()
+	s.sinces = append(s.sinces, t)
+	s.mu.Unlock()
+	return s.Source.ChangedSince(ctx, t)
+}
+
+// TestPollReadsOnlyRecentChangesWithAnOverlap: between full reloads the
+// poll reads rows changed since the newest stamp seen, less pollOverlap,
+// so a row committed late with an older stamp is still picked up.
+func TestPollReadsOnlyRecentChangesWithAnOverlap(t *testing.T) {
+	f := newFixture(t)
+	src := &sinceSource{Source: f.repo}
+	f.reg.source = src
+	first, late := leaf(t, 90, "proxy-first"), leaf(t, 91, "proxy-late")
+	f.register(first, 0)
+	f.refresh() // full
+	f.register(late, -time.Minute)
+	f.clock = f.clock.Add(fullReloadEvery - time.Nanosecond)
+	f.refresh() // incremental
+	if len(src.sinces) != 2 || !src.sinces[0].IsZero() || src.sinces[1].IsZero() {
+		t.Fatalf("reads since %v, want a full read then an incremental one", src.sinces)
+	}
+	f.reg.mu.RLock()
+	cursor := f.reg.cursor
+	f.reg.mu.RUnlock()
+	if got := src.sinces[1]; !got.Equal(cursor.Add(-pollOverlap)) {
+		t.Errorf("incremental read since %v, want %v less the overlap", got, cursor)
+	}
+	if _, err := f.reg.Check(late); err != nil {
+		t.Fatalf("a row stamped a minute before the cursor was missed: %v", err)
+	}
+}
+
+// TestRunPollsAndAppliesAnnouncements runs the refresh loop: without
+// Redis the poll picks up a new certificate; with Redis a published serial
+// is applied at once although the poll is hourly; a failing refresh is
+// logged and the loop goes on; Announce applies locally and tells the
+// other nodes.
+func TestRunPollsAndAppliesAnnouncements(t *testing.T) {
+	t.Run("poll", func(t *testing.T) {
+		f := newFixture(t)
+		f.refresh()
+		ctx, cancel := context.WithCancel(f.ctx)
+		done := make(chan struct{})
+		go func() { f.reg.Run(ctx, 5*time.Millisecond, nil); close(done) }()
+		cert := leaf(t, 200, "proxy-polled")
+		f.register(cert, 0)
+		waitFor(t, func() bool { _, err := f.reg.Check(cert); return err == nil })
+		cancel()
+		<-done
+	})
+	t.Run("redis", func(t *testing.T) {
+		addr := storagetest.Redis(t)
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { rdb.Close() })
+		f := newFixture(t)
+		f.refresh()
+		ctx, cancel := context.WithCancel(f.ctx)
+		defer cancel()
+		go f.reg.Run(ctx, time.Hour, rdb)
+		cert := leaf(t, 201, "proxy-announced")
+		f.register(cert, 0)
+		waitFor(t, func() bool {
+			_ = Publish(f.ctx, rdb, clientca.SerialHex(cert.SerialNumber))
+			_, err := f.reg.Check(cert)
+			return err == nil
+		})
+
+		other := newFixture(t)
+		other.refresh()
+		sub := rdb.Subscribe(f.ctx, Channel)
+		defer sub.Close()
+		if _, err := sub.Receive(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		mine := leaf(t, 202, "proxy-mine")
+		other.register(mine, 0)
+		if err := other.reg.Announce(f.ctx, clientca.SerialHex(mine.SerialNumber), rdb); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.reg.Check(mine); err != nil {
+			t.Errorf("Announce did not apply the change locally: %v", err)
+		}
+		select {
+		case msg := <-sub.Channel():
+			if msg.Payload != clientca.SerialHex(mine.SerialNumber) {
+				t.Errorf("announced %q", msg.Payload)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Announce told no other node")
+		}
+	})
+	t.Run("failing refresh", func(t *testing.T) {
+		f := newFixture(t)
+		core, logs := observer.New(zapcore.WarnLevel)
+		f.reg.logger = zap.New(core)
+		f.reg.source = failingSource{}
+		ctx, cancel := context.WithCancel(f.ctx)
+		done := make(chan struct{})
+		go func() { f.reg.Run(ctx, 5*time.Millisecond, nil); close(done) }()
+		waitFor(t, func() bool { return logs.FilterMessageSnippet("refresh failed").Len() >= 2 })
+		cancel()
+		<-done
+	})
+}
+
+func TestAnnounceAndPublishReportFailures(t *testing.T) {
+	f := newFixture(t)
+	if err := Publish(f.ctx, nil, "ab"); err != nil {
+		t.Errorf("Publish without Redis = %v, want nil", err)
+	}
+	closed := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	closed.Close()
+	if err := Publish(f.ctx, closed, "ab"); err == nil || !strings.Contains(err.Error(), "ab") {
+		t.Errorf("Publish over a closed client = %v, want an error naming the serial", err)
+	}
+	f.refresh()
+	cert := leaf(t, 210, "proxy-x")
+	f.register(cert, 0)
+	core, logs := observer.New(zapcore.WarnLevel)
+	f.reg.logger = zap.New(core)
+	if err := f.reg.Announce(f.ctx, clientca.SerialHex(cert.SerialNumber), closed); err != nil {
+		t.Fatalf("Announce with Redis down = %v, want the local change applied and no error", err)
+	}
+	if _, err := f.reg.Check(cert); err != nil || logs.Len() != 1 {
+		t.Errorf("Announce with Redis down: check %v, %d warnings", err, logs.Len())
+	}
+	f.reg.source = failingSource{Source: f.repo}
+	if err := f.reg.Announce(f.ctx, "ab", nil); err == nil {
+		t.Error("Announce with the database down = nil, want the error")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (failingSource) ChangedSince(context.Context, time.Time) ([]storage.Client, error) {
+	return nil, errors.New("database down")
 }
