@@ -1,13 +1,22 @@
 package verifier
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -119,5 +128,108 @@ func TestRefusalFloodIsCountedButNotAllLogged(t *testing.T) {
 	}
 	if _, ok := lines[3].ContextMap()["unlogged_before"]; ok {
 		t.Error("the count of unlogged refusals was reported twice")
+	}
+}
+
+// TestListenerWatchesRealHandshakes puts the wrapper on a real TLS
+// listener: a client without a certificate is refused by crypto/tls, the
+// server's own handshake and the wrapper's watch see the same refusal,
+// and it is logged once; a plain TCP listener's connections pass as they
+// are.
+func TestListenerWatchesRealHandshakes(t *testing.T) {
+	h, logs := newTestLog(rate.NewLimiter(rate.Inf, 1))
+	serverCert := testServerCertificate(t)
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ln := h.WrapListener(tls.NewListener(raw, &tls.Config{
+		Certificates: []tls.Certificate{serverCert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    x509.NewCertPool(),
+	}))
+	serverErr := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			serverErr <- err
+			return
+		}
+		defer conn.Close()
+		serverErr <- conn.(*tls.Conn).Handshake() // as the HTTP server does
+	}()
+	conn, err := tls.Dial("tcp", raw.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err == nil {
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil {
+		t.Fatal("the handshake without a certificate succeeded")
+	}
+	if err := <-serverErr; err == nil {
+		t.Fatal("the server's handshake succeeded")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for logs.Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if logs.Len() != 1 || logs.All()[0].ContextMap()["reason"] != ReasonNoCertificate {
+		t.Fatalf("logged %v, want one no_certificate line", logs.All())
+	}
+
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	go func() {
+		if c, err := net.Dial("tcp", plain.Addr().String()); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := h.WrapListener(plain).Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, ok := c.(*net.TCPConn); !ok {
+		t.Errorf("a plain connection came out as %T", c)
+	}
+}
+
+func testServerCertificate(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func TestCaddyfileTakesNoOptions(t *testing.T) {
+	for input, wantErr := range map[string]bool{
+		"msgbroker_handshakes":           false,
+		"msgbroker_handshakes extra":     true,
+		"msgbroker_handshakes {\n\tx\n}": true,
+		"msgbroker":                      false,
+		"msgbroker {\n\tpoll 1s\n}":      true,
+	} {
+		var err error
+		d := caddyfile.NewTestDispenser(input)
+		if strings.HasPrefix(input, "msgbroker_handshakes") {
+			err = new(HandshakeLog).UnmarshalCaddyfile(d)
+		} else {
+			err = new(Verifier).UnmarshalCaddyfile(d)
+		}
+		if (err != nil) != wantErr {
+			t.Errorf("%q: %v, want error %t", input, err, wantErr)
+		}
 	}
 }
