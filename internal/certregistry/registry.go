@@ -12,11 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/storage"
@@ -48,11 +48,18 @@ const (
 	fullReloadEvery = 30 * time.Second
 )
 
-// missRefreshInterval is the least time between two lookups triggered by
-// unknown serials. Only certificates whose chain verified against our CA
-// reach the registry, so misses are rare and legitimate (a certificate
-// issued a moment ago, on another node or by the CLI).
-const missRefreshInterval = 250 * time.Millisecond
+// Lookups of unknown serials. Only certificates whose chain verified
+// against our CA reach the registry, so a miss is legitimate (a certificate
+// issued a moment ago, on another node or by the CLI) and each serial is
+// looked up itself: concurrent handshakes with the same serial share one
+// query, and a serial the database does not have either is not queried
+// again for missRefreshInterval. At most maxPendingMisses serials are
+// remembered per interval, which bounds memory and queries even if
+// certificates with random serials were signed by our CA.
+const (
+	missRefreshInterval = 250 * time.Millisecond
+	maxPendingMisses    = 1024
+)
 
 // Entry is what the registry knows of one certificate.
 type Entry struct {
@@ -80,13 +87,15 @@ type Registry struct {
 
 	// refreshMu serializes reads of the table, so an older snapshot is
 	// never applied over a newer one.
-	refreshMu  sync.Mutex
-	lastFull   time.Time
-	mu         sync.RWMutex
-	entries    map[string]Entry
-	cursor     time.Time
-	loaded     bool
-	lastMissNs atomic.Int64
+	refreshMu sync.Mutex
+	lastFull  time.Time
+	mu        sync.RWMutex
+	entries   map[string]Entry
+	cursor    time.Time
+	loaded    bool
+
+	misses  missLog
+	lookups singleflight.Group
 }
 
 // NewRegistry returns an empty registry over source; call Refresh to load.
@@ -119,23 +128,79 @@ func (r *Registry) Check(leaf *x509.Certificate) (Entry, error) {
 	return e, nil
 }
 
+// Kind is a certificate's status and role; an active certificate past its
+// NotAfter counts as "expired".
+type Kind struct{ Status, Role string }
+
+// Counts returns how many certificates the registry holds of each kind.
+func (r *Registry) Counts() map[Kind]int {
+	now := r.now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	counts := make(map[Kind]int)
+	for _, e := range r.entries {
+		status := e.Status
+		if status == storage.ClientActive && now.After(e.NotAfter) {
+			status = "expired"
+		}
+		counts[Kind{Status: status, Role: e.Role}]++
+	}
+	return counts
+}
+
 // CheckFresh is Check, except that an unknown serial is first looked up in
-// the database (at most once per missRefreshInterval), so a certificate
-// issued elsewhere a moment ago is accepted without waiting for the poll.
+// the database, so a certificate issued elsewhere a moment ago is accepted
+// at once, without waiting for the poll.
 func (r *Registry) CheckFresh(ctx context.Context, leaf *x509.Certificate) (Entry, error) {
 	e, err := r.Check(leaf)
 	if !errors.Is(err, ErrUnknown) {
 		return e, err
 	}
-	last, now := r.lastMissNs.Load(), r.now().UnixNano()
-	if now-last < int64(missRefreshInterval) || !r.lastMissNs.CompareAndSwap(last, now) {
-		return e, err
-	}
-	if lookupErr := r.RefreshSerial(ctx, e.Serial); lookupErr != nil {
-		r.logger.Warn("looking up an unknown client certificate failed", zap.Error(lookupErr))
+	// Everyone waiting on a lookup under way shares its result; only the
+	// caller that starts one is subject to the per-serial pace.
+	_, lookupErr, _ := r.lookups.Do(e.Serial, func() (any, error) {
+		if !r.misses.admit(e.Serial, r.now()) {
+			return nil, nil
+		}
+		return nil, r.RefreshSerial(ctx, e.Serial)
+	})
+	if lookupErr != nil {
+		r.logger.Warn("looking up an unknown client certificate failed", zap.String("serial", e.Serial), zap.Error(lookupErr))
 		return e, err
 	}
 	return r.Check(leaf)
+}
+
+// missLog remembers when each unknown serial was last looked up.
+type missLog struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// admit reports whether serial may be looked up at now, and records the
+// lookup when it may: not when the serial was looked up less than
+// missRefreshInterval ago, nor when maxPendingMisses other serials were.
+func (m *missLog) admit(serial string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == nil {
+		m.last = make(map[string]time.Time)
+	}
+	if at, ok := m.last[serial]; ok && now.Sub(at) < missRefreshInterval {
+		return false
+	}
+	if len(m.last) >= maxPendingMisses {
+		for s, at := range m.last {
+			if now.Sub(at) >= missRefreshInterval {
+				delete(m.last, s)
+			}
+		}
+		if len(m.last) >= maxPendingMisses {
+			return false
+		}
+	}
+	m.last[serial] = now
+	return true
 }
 
 // RefreshSerial reads one certificate by serial and applies it: the path

@@ -8,11 +8,19 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
+	"maps"
 	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/storage"
@@ -168,18 +176,374 @@ func TestOlderSnapshotDoesNotUndoARevocation(t *testing.T) {
 	}
 }
 
-func TestCheckFreshLooksUpUnknownSerials(t *testing.T) {
+// countingSource counts serial lookups and can hold them until released,
+// so a test can pile concurrent handshakes onto one lookup.
+type countingSource struct {
+	Source
+	lookups atomic.Int64
+	hold    chan struct{}
+}
+
+func (s *countingSource) GetBySerial(ctx context.Context, serial string) (*storage.Client, error) {
+	s.lookups.Add(1)
+	if s.hold != nil {
+		<-s.hold
+	}
+	return s.Source.GetBySerial(ctx, serial)
+}
+
+func newCountingFixture(t *testing.T) (*fixture, *countingSource) {
+	f := newFixture(t)
+	src := &countingSource{Source: f.repo}
+	f.reg.source = src
+	return f, src
+}
+
+// TestCertificatesIssuedTogetherAreAllAcceptedAtOnce: ten certificates
+// issued after the last refresh, each seen first in a handshake, are all
+// accepted on their first check; one unknown serial does not use up the
+// lookup of another.
+func TestCertificatesIssuedTogetherAreAllAcceptedAtOnce(t *testing.T) {
 	f := newFixture(t)
 	f.refresh()
-	cert := leaf(t, 30, "proxy-new")
+	var certs []*x509.Certificate
+	for i := range 10 {
+		cert := leaf(t, int64(100+i), fmt.Sprintf("proxy-%d", i))
+		f.register(cert, 0)
+		certs = append(certs, cert)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(certs))
+	for i, cert := range certs {
+		wg.Go(func() { _, errs[i] = f.reg.CheckFresh(f.ctx, cert) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("certificate %d issued a moment ago: %v", i, err)
+		}
+	}
+}
+
+// TestConcurrentChecksOfOneNewSerialShareOneLookup: a fleet connecting with
+// the same new certificate costs the database one query.
+func TestConcurrentChecksOfOneNewSerialShareOneLookup(t *testing.T) {
+	f, src := newCountingFixture(t)
+	f.refresh()
+	cert := leaf(t, 40, "proxy-shared")
 	f.register(cert, 0)
-	if _, err := f.reg.CheckFresh(f.ctx, cert); err != nil {
-		t.Fatalf("a certificate issued after the last refresh: %v", err)
+	src.hold = make(chan struct{})
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			_, err := f.reg.CheckFresh(f.ctx, cert)
+			errs <- err
+		})
 	}
-	// A second miss within the interval is not looked up.
-	late := leaf(t, 31, "proxy-late")
+	for src.lookups.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let the others join the lookup under way
+	close(src.hold)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("CheckFresh = %v", err)
+		}
+	}
+	if got := src.lookups.Load(); got != 1 {
+		t.Errorf("%d concurrent checks of one serial made %d lookups, want 1", n, got)
+	}
+}
+
+// TestUnknownSerialIsLookedUpAtMostOncePerInterval: a serial the database
+// does not have either is not looked up again until missRefreshInterval
+// has passed, while another serial is looked up meanwhile.
+func TestUnknownSerialIsLookedUpAtMostOncePerInterval(t *testing.T) {
+	f, src := newCountingFixture(t)
+	f.refresh()
+	ghost, other := leaf(t, 50, "proxy-ghost"), leaf(t, 51, "proxy-other")
+	for range 3 {
+		if _, err := f.reg.CheckFresh(f.ctx, ghost); !errors.Is(err, ErrUnknown) {
+			t.Fatalf("unregistered serial: %v, want ErrUnknown", err)
+		}
+	}
+	if got := src.lookups.Load(); got != 1 {
+		t.Fatalf("3 checks within the interval made %d lookups, want 1", got)
+	}
+	f.register(other, 0)
+	if _, err := f.reg.CheckFresh(f.ctx, other); err != nil {
+		t.Fatalf("another serial within the interval: %v", err)
+	}
+	f.register(ghost, 0)
+	f.clock = f.clock.Add(missRefreshInterval - time.Nanosecond)
+	if _, err := f.reg.CheckFresh(f.ctx, ghost); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("looked up again before the interval passed: %v", err)
+	}
+	f.clock = f.clock.Add(time.Nanosecond)
+	if _, err := f.reg.CheckFresh(f.ctx, ghost); err != nil {
+		t.Fatalf("after the interval the serial is looked up again: %v", err)
+	}
+	if got := src.lookups.Load(); got != 3 {
+		t.Errorf("lookups = %d, want 3 (ghost twice, other once)", got)
+	}
+}
+
+// TestFloodOfUnknownSerialsStaysBounded: serials the database does not
+// have are remembered only up to maxPendingMisses; past that, further
+// unknown serials are refused without a lookup until the interval passes.
+func TestFloodOfUnknownSerialsStaysBounded(t *testing.T) {
+	f, src := newCountingFixture(t)
+	f.refresh()
+	for i := range maxPendingMisses + 10 {
+		if _, err := f.reg.CheckFresh(f.ctx, leaf(t, int64(1000+i), "flood")); !errors.Is(err, ErrUnknown) {
+			t.Fatalf("flood serial %d: %v", i, err)
+		}
+	}
+	if got := src.lookups.Load(); got != maxPendingMisses {
+		t.Errorf("lookups = %d, want %d", got, maxPendingMisses)
+	}
+	if got := len(f.reg.misses.last); got != maxPendingMisses {
+		t.Errorf("remembered misses = %d, want %d", got, maxPendingMisses)
+	}
+	f.clock = f.clock.Add(missRefreshInterval)
+	late := leaf(t, 99999, "proxy-late")
 	f.register(late, 0)
-	if _, err := f.reg.CheckFresh(f.ctx, late); !errors.Is(err, ErrUnknown) {
-		t.Fatalf("lookups are not rate-limited: %v", err)
+	if _, err := f.reg.CheckFresh(f.ctx, late); err != nil {
+		t.Fatalf("after the interval a new certificate is looked up again: %v", err)
 	}
+	if got := len(f.reg.misses.last); got != 1 {
+		t.Errorf("remembered misses after the interval = %d, want 1 (the stale ones dropped)", got)
+	}
+}
+
+// TestFailedLookupRefusesAsUnknown: a database error
+// while looking up refuses the certificate as unknown.
+func TestFailedLookupRefusesAsUnknown(t *testing.T) {
+	f := newFixture(t)
+	f.refresh()
+	f.reg.source = failingSource{}
+	cert := leaf(t, 60, "proxy-down")
+	if _, err := f.reg.CheckFresh(f.ctx, cert); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("lookup failed: %v, want ErrUnknown", err)
+	}
+}
+
+type failingSource struct{ Source }
+
+func (failingSource) GetBySerial(context.Context, string) (*storage.Client, error) {
+	return nil, errors.New("database down")
+}
+
+func TestCheckFreshPassesOtherRefusalsThrough(t *testing.T) {
+	f, src := newCountingFixture(t)
+	if _, err := f.reg.CheckFresh(f.ctx, leaf(t, 70, "x")); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("before loading: %v, want ErrNotReady", err)
+	}
+	revoked := leaf(t, 71, "proxy-r")
+	f.register(revoked, 0)
+	f.revoke(revoked)
+	f.refresh()
+	if _, err := f.reg.CheckFresh(f.ctx, revoked); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked: %v", err)
+	}
+	if got := src.lookups.Load(); got != 0 {
+		t.Errorf("known or unready serials made %d lookups", got)
+	}
+}
+
+func TestCountsByStatusAndRole(t *testing.T) {
+	f := newFixture(t)
+	active, revoked, expiring := leaf(t, 80, "proxy-1"), leaf(t, 81, "proxy-2"), leaf(t, 82, "proxy-3")
+	for _, c := range []*x509.Certificate{active, revoked, expiring} {
+		f.register(c, 0)
+	}
+	worker := leaf(t, 83, "worker-1")
+	stamp := time.Now()
+	if err := f.repo.Insert(f.ctx, &storage.Client{
+		ClientID: "worker-1", SerialNumber: clientca.SerialHex(worker.SerialNumber),
+		FingerprintSHA256: clientca.Fingerprint(worker), Role: storage.ClientRoleWorker, Status: storage.ClientActive,
+		Subject: "CN=worker-1", IssuedAt: worker.NotBefore, NotAfter: worker.NotAfter.Add(time.Hour), CreatedBy: "test",
+		CreatedAt: stamp, UpdatedAt: stamp,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.revoke(revoked)
+	f.refresh()
+	want := map[Kind]int{
+		{storage.ClientActive, storage.ClientRoleProxy}:  2,
+		{storage.ClientRevoked, storage.ClientRoleProxy}: 1,
+		{storage.ClientActive, storage.ClientRoleWorker}: 1,
+	}
+	if got := f.reg.Counts(); !maps.Equal(got, want) {
+		t.Errorf("Counts = %v, want %v", got, want)
+	}
+	f.clock = expiring.NotAfter.Add(time.Minute) // the worker's lasts an hour longer
+	want = map[Kind]int{
+		{"expired", storage.ClientRoleProxy}:             2,
+		{storage.ClientRevoked, storage.ClientRoleProxy}: 1,
+		{storage.ClientActive, storage.ClientRoleWorker}: 1,
+	}
+	if got := f.reg.Counts(); !maps.Equal(got, want) {
+		t.Errorf("after NotAfter: Counts = %v, want %v", got, want)
+	}
+}
+
+// sinceSource records the cursor of every read of changed rows.
+type sinceSource struct {
+	Source
+	mu     sync.Mutex
+	sinces []time.Time
+}
+
+func (s *sinceSource) ChangedSince(ctx context.Context, t time.Time) ([]storage.Client, error) {
+	s.mu.Lock()
+	s.sinces = append(s.sinces, t)
+	s.mu.Unlock()
+	return s.Source.ChangedSince(ctx, t)
+}
+
+// TestPollReadsOnlyRecentChangesWithAnOverlap: between full reloads the
+// poll reads rows changed since the newest stamp seen, less pollOverlap,
+// so a row committed late with an older stamp is still picked up.
+func TestPollReadsOnlyRecentChangesWithAnOverlap(t *testing.T) {
+	f := newFixture(t)
+	src := &sinceSource{Source: f.repo}
+	f.reg.source = src
+	first, late := leaf(t, 90, "proxy-first"), leaf(t, 91, "proxy-late")
+	f.register(first, 0)
+	f.refresh() // full
+	f.register(late, -time.Minute)
+	f.clock = f.clock.Add(fullReloadEvery - time.Nanosecond)
+	f.refresh() // incremental
+	if len(src.sinces) != 2 || !src.sinces[0].IsZero() || src.sinces[1].IsZero() {
+		t.Fatalf("reads since %v, want a full read then an incremental one", src.sinces)
+	}
+	f.reg.mu.RLock()
+	cursor := f.reg.cursor
+	f.reg.mu.RUnlock()
+	if got := src.sinces[1]; !got.Equal(cursor.Add(-pollOverlap)) {
+		t.Errorf("incremental read since %v, want %v less the overlap", got, cursor)
+	}
+	if _, err := f.reg.Check(late); err != nil {
+		t.Fatalf("a row stamped a minute before the cursor was missed: %v", err)
+	}
+}
+
+// TestRunPollsAndAppliesAnnouncements runs the refresh loop: without
+// Redis the poll picks up a new certificate; with Redis a published serial
+// is applied at once although the poll is hourly; a failing refresh is
+// logged and the loop goes on; Announce applies locally and tells the
+// other nodes.
+func TestRunPollsAndAppliesAnnouncements(t *testing.T) {
+	t.Run("poll", func(t *testing.T) {
+		f := newFixture(t)
+		f.refresh()
+		ctx, cancel := context.WithCancel(f.ctx)
+		done := make(chan struct{})
+		go func() { f.reg.Run(ctx, 5*time.Millisecond, nil); close(done) }()
+		cert := leaf(t, 200, "proxy-polled")
+		f.register(cert, 0)
+		waitFor(t, func() bool { _, err := f.reg.Check(cert); return err == nil })
+		cancel()
+		<-done
+	})
+	t.Run("redis", func(t *testing.T) {
+		addr := storagetest.Redis(t)
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { rdb.Close() })
+		f := newFixture(t)
+		f.refresh()
+		ctx, cancel := context.WithCancel(f.ctx)
+		defer cancel()
+		go f.reg.Run(ctx, time.Hour, rdb)
+		cert := leaf(t, 201, "proxy-announced")
+		f.register(cert, 0)
+		waitFor(t, func() bool {
+			_ = Publish(f.ctx, rdb, clientca.SerialHex(cert.SerialNumber))
+			_, err := f.reg.Check(cert)
+			return err == nil
+		})
+
+		other := newFixture(t)
+		other.refresh()
+		sub := rdb.Subscribe(f.ctx, Channel)
+		defer sub.Close()
+		if _, err := sub.Receive(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		mine := leaf(t, 202, "proxy-mine")
+		other.register(mine, 0)
+		if err := other.reg.Announce(f.ctx, clientca.SerialHex(mine.SerialNumber), rdb); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.reg.Check(mine); err != nil {
+			t.Errorf("Announce did not apply the change locally: %v", err)
+		}
+		select {
+		case msg := <-sub.Channel():
+			if msg.Payload != clientca.SerialHex(mine.SerialNumber) {
+				t.Errorf("announced %q", msg.Payload)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Announce told no other node")
+		}
+	})
+	t.Run("failing refresh", func(t *testing.T) {
+		f := newFixture(t)
+		core, logs := observer.New(zapcore.WarnLevel)
+		f.reg.logger = zap.New(core)
+		f.reg.source = failingSource{}
+		ctx, cancel := context.WithCancel(f.ctx)
+		done := make(chan struct{})
+		go func() { f.reg.Run(ctx, 5*time.Millisecond, nil); close(done) }()
+		waitFor(t, func() bool { return logs.FilterMessageSnippet("refresh failed").Len() >= 2 })
+		cancel()
+		<-done
+	})
+}
+
+func TestAnnounceAndPublishReportFailures(t *testing.T) {
+	f := newFixture(t)
+	if err := Publish(f.ctx, nil, "ab"); err != nil {
+		t.Errorf("Publish without Redis = %v, want nil", err)
+	}
+	closed := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	closed.Close()
+	if err := Publish(f.ctx, closed, "ab"); err == nil || !strings.Contains(err.Error(), "ab") {
+		t.Errorf("Publish over a closed client = %v, want an error naming the serial", err)
+	}
+	f.refresh()
+	cert := leaf(t, 210, "proxy-x")
+	f.register(cert, 0)
+	core, logs := observer.New(zapcore.WarnLevel)
+	f.reg.logger = zap.New(core)
+	if err := f.reg.Announce(f.ctx, clientca.SerialHex(cert.SerialNumber), closed); err != nil {
+		t.Fatalf("Announce with Redis down = %v, want the local change applied and no error", err)
+	}
+	if _, err := f.reg.Check(cert); err != nil || logs.Len() != 1 {
+		t.Errorf("Announce with Redis down: check %v, %d warnings", err, logs.Len())
+	}
+	f.reg.source = failingSource{Source: f.repo}
+	if err := f.reg.Announce(f.ctx, "ab", nil); err == nil {
+		t.Error("Announce with the database down = nil, want the error")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (failingSource) ChangedSince(context.Context, time.Time) ([]storage.Client, error) {
+	return nil, errors.New("database down")
 }

@@ -21,6 +21,7 @@ type Metrics struct {
 	CertificatesIssued  prometheus.Counter
 	CertificatesRevoked prometheus.Counter
 	HealthChecksTotal   *prometheus.CounterVec
+	HandshakeRefusals   *prometheus.CounterVec
 }
 
 // Destruct satisfies caddy.Destructor; counters hold no resources.
@@ -79,6 +80,10 @@ func newMetrics() *Metrics {
 			Namespace: ns, Name: "health_checks_total",
 			Help: "Health checks answered, by overall status.",
 		}, []string{"status"}),
+		HandshakeRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "tls_handshake_refusals_total",
+			Help: "TLS handshakes refused for their client certificate, by reason (seen by the msgbroker_handshakes listener wrapper).",
+		}, []string{"reason"}),
 	}
 }
 
@@ -86,7 +91,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.RequestsTotal, m.RequestDuration, m.MessagesRegistered, m.MessagesDelivered,
 		m.MessagesFailed, m.CertificatesIssued, m.CertificatesRevoked,
-		m.HealthChecksTotal,
+		m.HealthChecksTotal, m.HandshakeRefusals,
 	}
 }
 
@@ -97,7 +102,7 @@ func (m *Metrics) register(reg *prometheus.Registry, a *App) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range append(m.collectors(), dbStatsCollector{app: a}) {
+	for _, c := range append(m.collectors(), dbStatsCollector{app: a}, certificatesCollector{app: a}) {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -133,4 +138,24 @@ func (c dbStatsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(dbConnectionsDesc, prometheus.GaugeValue, float64(st.InUse), "in_use")
 	ch <- prometheus.MustNewConstMetric(dbConnectionsDesc, prometheus.GaugeValue, float64(st.Idle), "idle")
 	ch <- prometheus.MustNewConstMetric(dbWaitDesc, prometheus.CounterValue, float64(st.WaitCount))
+}
+
+// certificatesCollector reports the certificates this node's registry
+// holds, which it keeps fresh from the database: unlike the issued and
+// revoked counters, it includes what the CLI and other nodes did.
+type certificatesCollector struct{ app *App }
+
+var certificatesDesc = prometheus.NewDesc("msgbroker_certificates",
+	"Client certificates in the registry, by status (active, revoked, expired) and role.", []string{"status", "role"}, nil)
+
+func (c certificatesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certificatesDesc }
+
+func (c certificatesCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.app.startup.ready()
+	if s == nil {
+		return
+	}
+	for kind, n := range s.Registry.Counts() {
+		ch <- prometheus.MustNewConstMetric(certificatesDesc, prometheus.GaugeValue, float64(n), kind.Status, kind.Role)
+	}
 }

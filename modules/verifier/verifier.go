@@ -28,14 +28,12 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
-	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
+	"github.com/msgbroker/caddy-msgbroker/internal/certregistry"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
@@ -46,8 +44,7 @@ func init() {
 // Verifier checks client certificates against the broker's registry. It
 // has no configuration; the refresh interval is the msgbroker app's.
 type Verifier struct {
-	app    *msgbroker.App
-	logger *zap.Logger
+	registry func(context.Context) (*certregistry.Registry, error)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -64,8 +61,13 @@ func (v *Verifier) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	v.app = app
-	v.logger = ctx.Logger()
+	v.registry = func(ctx context.Context) (*certregistry.Registry, error) {
+		s, err := app.Services(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return s.Registry, nil
+	}
 	return nil
 }
 
@@ -76,7 +78,9 @@ const handshakeTimeout = 5 * time.Second
 
 // VerifyClientCertificate refuses a leaf that is not an active certificate
 // of the broker. Caddy calls it only when the client sent a certificate
-// and after the chain was verified.
+// and after the chain was verified. A refusal is a *Refusal; the
+// handshake listener wrapper logs and counts it, with the peer's address
+// this callback does not get.
 func (v *Verifier) VerifyClientCertificate(rawCerts [][]byte, verifiedChains [][]*x509.Certificate) error {
 	leaf, err := leafOf(rawCerts, verifiedChains)
 	if err != nil {
@@ -84,15 +88,12 @@ func (v *Verifier) VerifyClientCertificate(rawCerts [][]byte, verifiedChains [][
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
-	svcs, err := v.app.Services(ctx)
+	registry, err := v.registry(ctx)
 	if err != nil {
-		v.logger.Error("client certificate registry unavailable; refusing the handshake", zap.Error(err))
-		return fmt.Errorf("msgbroker: client certificate registry unavailable")
+		return &Refusal{Reason: ReasonRegistryUnavailable, Leaf: leaf, Err: err}
 	}
-	if _, err := svcs.Registry.CheckFresh(ctx, leaf); err != nil {
-		v.logger.Info("client certificate refused", zap.String("serial", clientca.SerialHex(leaf.SerialNumber)),
-			zap.String("client_id", leaf.Subject.CommonName), zap.String("reason", err.Error()))
-		return fmt.Errorf("msgbroker: %w", err)
+	if _, err := registry.CheckFresh(ctx, leaf); err != nil {
+		return &Refusal{Reason: reasonOf(err), Leaf: leaf, Err: err}
 	}
 	return nil
 }
@@ -104,9 +105,48 @@ func leafOf(rawCerts [][]byte, verifiedChains [][]*x509.Certificate) (*x509.Cert
 	// Without a verified chain (client_auth mode request or require) the
 	// certificate proves nothing; refuse rather than trust its serial.
 	if len(rawCerts) == 0 {
-		return nil, errors.New("msgbroker: no client certificate")
+		return nil, &Refusal{Reason: ReasonNoCertificate, Err: errors.New("no client certificate")}
 	}
-	return nil, errors.New("msgbroker: client certificate was not verified; use client_auth mode require_and_verify")
+	return nil, &Refusal{Reason: ReasonNotVerified,
+		Err: errors.New("client certificate was not verified; use client_auth mode require_and_verify")}
+}
+
+// Reasons a handshake is refused, as logged and as the reason label of
+// msgbroker_tls_handshake_refusals_total.
+const (
+	ReasonNoCertificate       = "no_certificate"
+	ReasonUnknownCA           = "unknown_ca"
+	ReasonExpired             = "expired"
+	ReasonBadCertificate      = "bad_certificate"
+	ReasonNotVerified         = "not_verified"
+	ReasonUnknownSerial       = "unknown_serial"
+	ReasonRevoked             = "revoked"
+	ReasonMismatch            = "mismatch"
+	ReasonRegistryUnavailable = "registry_unavailable"
+)
+
+// Refusal is why the verifier refused a handshake.
+type Refusal struct {
+	Reason string
+	Leaf   *x509.Certificate // nil when no verified certificate was presented
+	Err    error
+}
+
+func (r *Refusal) Error() string { return "msgbroker: " + r.Err.Error() }
+func (r *Refusal) Unwrap() error { return r.Err }
+
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, certregistry.ErrRevoked):
+		return ReasonRevoked
+	case errors.Is(err, certregistry.ErrExpired):
+		return ReasonExpired
+	case errors.Is(err, certregistry.ErrMismatch):
+		return ReasonMismatch
+	case errors.Is(err, certregistry.ErrUnknown):
+		return ReasonUnknownSerial
+	}
+	return ReasonRegistryUnavailable
 }
 
 // Interface guards

@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"crypto/x509"
+	"errors"
 	"math/big"
 	"testing"
 )
@@ -14,17 +15,18 @@ func TestUnverifiedCertificatesAreRefused(t *testing.T) {
 	cases := map[string]struct {
 		raw      [][]byte
 		verified [][]*x509.Certificate
-		wantErr  bool
+		reason   string
 	}{
-		"verified chain":            {[][]byte{{1}}, [][]*x509.Certificate{{cert}}, false},
-		"presented, not verified":   {[][]byte{{1}}, nil, true},
-		"nothing presented":         {nil, nil, true},
-		"empty verified chain list": {[][]byte{{1}}, [][]*x509.Certificate{{}}, true},
+		"verified chain":            {[][]byte{{1}}, [][]*x509.Certificate{{cert}}, ""},
+		"presented, not verified":   {[][]byte{{1}}, nil, ReasonNotVerified},
+		"nothing presented":         {nil, nil, ReasonNoCertificate},
+		"empty verified chain list": {[][]byte{{1}}, [][]*x509.Certificate{{}}, ReasonNotVerified},
 	}
 	for name, tc := range cases {
 		leaf, err := leafOf(tc.raw, tc.verified)
-		if (err != nil) != tc.wantErr {
-			t.Errorf("%s: leafOf = %v, %v", name, leaf, err)
+		refusal, _ := errors.AsType[*Refusal](err)
+		if (err != nil) != (tc.reason != "") || (refusal != nil && refusal.Reason != tc.reason) {
+			t.Errorf("%s: leafOf = %v, %v; want reason %q", name, leaf, err, tc.reason)
 		}
 		if err == nil && leaf != cert {
 			t.Errorf("%s: wrong leaf", name)
