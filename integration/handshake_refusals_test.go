@@ -61,7 +61,7 @@ func refusalLines(t *testing.T, logFile string) []map[string]any {
 // a certificate that expired an hour ago.
 func expiredClient(t *testing.T, g *gateway, cn string) tls.Certificate {
 	t.Helper()
-	issuer, err := clientca.New(clientca.Config{CAID: "local", Storage: g.app.CertmagicStorage()})
+	issuer, err := clientca.New(clientca.Config{CAID: "local", Storage: g.services().CertStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
