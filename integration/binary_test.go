@@ -25,6 +25,7 @@ func TestBinaryListsEveryModule(t *testing.T) {
 		"http.handlers.msgbroker_docs",
 		"http.handlers.msgbroker_crl",
 		"tls.client_auth.verifier.msgbroker",
+		"tls.ca_pool.source.msgbroker",
 	} {
 		if !strings.Contains("\n"+string(out), "\n"+id+"\n") {
 			t.Errorf("list-modules does not list %s", id)
