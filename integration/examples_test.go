@@ -36,15 +36,16 @@ func TestExampleClientsTalkToTheGateway(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		chain, key := filepath.Join(dir, clientID+".chain.pem"), filepath.Join(dir, clientID+".key")
-		if err := os.WriteFile(chain, issued.ChainPEM, 0o644); err != nil {
-			t.Fatal(err)
+		// The names `caddy msgbroker cert issue --out` writes; the
+		// clients' defaults read them.
+		for name, data := range map[string][]byte{
+			clientID + ".chain.crt": issued.ChainPEM, clientID + ".key": issued.PrivateKeyPEM, "ca.crt": issued.CAPEM,
+		} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := os.WriteFile(key, issued.PrivateKeyPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return []string{"-url", fmt.Sprintf("https://localhost:%d", g.mtlsPort), "-cert", chain, "-key", key,
-			"-ca", filepath.Join(g.srv.StorageDir, "pki", "authorities", "local", "root.crt")}
+		return []string{"-url", fmt.Sprintf("https://localhost:%d", g.mtlsPort), "-certs", dir, "-client", clientID}
 	}
 	run := func(binary string, args ...string) string {
 		out, err := exec.Command(binary, args...).CombinedOutput()
