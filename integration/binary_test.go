@@ -168,30 +168,12 @@ type example struct {
 // directory owned by the user it runs as, and waits for /health.
 func runEmbeddedDefault(t *testing.T) *example {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "msgbroker-example-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	ex := &example{t: t, dir: dir, logs: &lockedBuffer{},
-		httpPort: testcaddy.FreePort(t), mtlsPort: testcaddy.FreePort(t), adminPort: testcaddy.FreePort(t)}
-	ex.bin = filepath.Join(dir, "caddy")
-	copyFile(t, cliBinary(t), ex.bin, 0o755)
-	copyFile(t, "../Caddyfile.example", filepath.Join(dir, "Caddyfile.example"), 0o644)
-	if os.Geteuid() == 0 {
-		if err := filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Chown(path, nobodyID, nobodyID)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ex.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
+	ex := newExample(t, "../Caddyfile.example")
+	ex.httpPort, ex.mtlsPort, ex.adminPort = testcaddy.FreePort(t), testcaddy.FreePort(t), testcaddy.FreePort(t)
+	ex.env = append(ex.env,
 		fmt.Sprintf("MSGBROKER_HTTP_PORT=%d", ex.httpPort),
 		fmt.Sprintf("MSGBROKER_MTLS_PORT=%d", ex.mtlsPort),
-		fmt.Sprintf("MSGBROKER_ADMIN_PORT=%d", ex.adminPort)}
+		fmt.Sprintf("MSGBROKER_ADMIN_PORT=%d", ex.adminPort))
 	ex.cmd = ex.command(ex.bin, "run", "--config", "Caddyfile.example")
 	ex.cmd.Stdout, ex.cmd.Stderr = ex.logs, ex.logs
 	if err := ex.cmd.Start(); err != nil {
@@ -220,6 +202,29 @@ func runEmbeddedDefault(t *testing.T) *example {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// newExample prepares a fresh directory, owned by the user the example
+// runs as, holding the binary and the Caddyfile config, and an environment
+// with nothing but PATH and a home in that directory.
+func newExample(t *testing.T, config string) *example {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "msgbroker-example-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	ex := &example{t: t, dir: dir, logs: &lockedBuffer{}, bin: filepath.Join(dir, "caddy")}
+	copyFile(t, cliBinary(t), ex.bin, 0o755)
+	copyFile(t, config, filepath.Join(dir, filepath.Base(config)), 0o644)
+	if os.Geteuid() == 0 {
+		if err := os.Chown(dir, nobodyID, nobodyID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ex.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
+		"XDG_DATA_HOME=" + filepath.Join(dir, "xdg-data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "xdg-config")}
+	return ex
 }
 
 // nobodyID is the uid and gid the example runs as when the test is root.
