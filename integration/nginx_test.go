@@ -34,6 +34,9 @@ const nginxClientAuth = `ssl_verify_client      on;
 		ssl_client_certificate %s;
 		ssl_crl                %s;`
 
+// The HAProxy bind options the README documents.
+const haproxyClientAuth = `ca-file %s verify required crl-file %s`
+
 // TestNginxRefusesARevokedCertificateWithTheCRLBundle runs Debian's nginx
 // with ssl_verify_client and ssl_crl set to the bundle the gateway
 // publishes (/crl?chain=full), as the README tells an operator to, and checks
@@ -73,6 +76,64 @@ func TestNginxRefusesARevokedCertificateWithTheCRLBundle(t *testing.T) {
 	}
 	if status, body := get(revoked); status != http.StatusBadRequest || !strings.Contains(body, "certificate") {
 		t.Errorf("a revoked certificate through nginx = %d %q, want nginx's 400 certificate error", status, body)
+	}
+}
+
+// TestHAProxyRefusesARevokedCertificateWithTheCRLBundle does the same with
+// HAProxy's `crl-file`, which refuses the handshake itself.
+func TestHAProxyRefusesARevokedCertificateWithTheCRLBundle(t *testing.T) {
+	haproxy := requireTool(t, "haproxy", "apt-get install -y haproxy")
+	g := startGateway(t, "sqlite", "")
+	valid, _ := g.issue("proxy-haproxy-valid", "proxy")
+	revoked, serial := g.issue("proxy-haproxy-revoked", "proxy")
+	g.revoke(serial)
+
+	dir := t.TempDir()
+	crlFile := filepath.Join(dir, "crl.pem")
+	if err := os.WriteFile(crlFile, g.fetchCRL("?chain=full"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, serverCA := selfSignedServer(t, dir)
+	certPEM, _ := os.ReadFile(certFile)
+	keyPEM, _ := os.ReadFile(keyFile)
+	bundle := filepath.Join(dir, "server.pem")
+	if err := os.WriteFile(bundle, append(certPEM, keyPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := testcaddy.FreePort(t)
+	conf := filepath.Join(dir, "haproxy.cfg")
+	err := os.WriteFile(conf, fmt.Appendf(nil, `defaults
+	mode http
+	timeout connect 5s
+	timeout client 10s
+	timeout server 10s
+
+frontend internal
+	bind 127.0.0.1:%d ssl crt %s %s
+	http-request return status 200 content-type text/plain string "SUCCESS"
+`, port, bundle, fmt.Sprintf(haproxyClientAuth, filepath.Join(g.srv.StorageDir, "pki", "authorities", "local", "root.crt"), crlFile)), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, port, "", haproxy, "-db", "-f", conf)
+
+	get := func(cert tls.Certificate) (string, error) {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: serverCA, ServerName: "localhost", Certificates: []tls.Certificate{cert},
+		}}}
+		resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/", port))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body), nil
+	}
+	if body, err := get(valid); err != nil || body != "SUCCESS" {
+		t.Errorf("a valid certificate through HAProxy = %q, %v; want SUCCESS", body, err)
+	}
+	if body, err := get(revoked); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("a revoked certificate through HAProxy = %q, %v; want the handshake refused (certificate revoked)", body, err)
 	}
 }
 
@@ -245,7 +306,15 @@ http {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(nginx, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "startup.log"))
+	startDaemon(t, port, filepath.Join(dir, "error.log"), nginx, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "startup.log"))
+	return pool, port
+}
+
+// startDaemon runs a server in the foreground until the test ends and waits
+// until it listens on port; errorLog is shown when it never does.
+func startDaemon(t *testing.T, port int, errorLog, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -267,11 +336,11 @@ http {
 		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			conn.Close()
-			return pool, port
+			return
 		}
 		if time.Now().After(deadline) {
-			errorLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx never listened on %d: %v\n%s\n%s", port, err, logs.String(), errorLog)
+			logFile, _ := os.ReadFile(errorLog)
+			t.Fatalf("%s never listened on %d: %v\n%s\n%s", filepath.Base(name), port, err, logs.String(), logFile)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
