@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,7 +46,16 @@ var (
 func cliBinary(t *testing.T) string {
 	t.Helper()
 	cliBuildOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), "msgbroker-cli-test")
+		// One directory per checkout: worktrees on one machine build
+		// different code, and a shared path let one test run execute
+		// another checkout's binary.
+		root, err := filepath.Abs("..")
+		if err != nil {
+			cliBuildErr = err
+			return
+		}
+		sum := sha256.Sum256([]byte(root))
+		dir := filepath.Join(os.TempDir(), "msgbroker-cli-test-"+hex.EncodeToString(sum[:4]))
 		if cliBuildErr = os.MkdirAll(dir, 0o700); cliBuildErr != nil {
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 )
@@ -36,15 +37,16 @@ func TestExampleClientsTalkToTheGateway(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		chain, key := filepath.Join(dir, clientID+".chain.pem"), filepath.Join(dir, clientID+".key")
-		if err := os.WriteFile(chain, issued.ChainPEM, 0o644); err != nil {
-			t.Fatal(err)
+		// The names `caddy msgbroker cert issue --out` writes; the
+		// clients' defaults read them.
+		for name, data := range map[string][]byte{
+			clientID + ".chain.crt": issued.ChainPEM, clientID + ".key": issued.PrivateKeyPEM, "ca.crt": issued.CAPEM,
+		} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := os.WriteFile(key, issued.PrivateKeyPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return []string{"-url", fmt.Sprintf("https://localhost:%d", g.mtlsPort), "-cert", chain, "-key", key,
-			"-ca", filepath.Join(g.srv.StorageDir, "pki", "authorities", "local", "root.crt")}
+		return []string{"-url", fmt.Sprintf("https://localhost:%d", g.mtlsPort), "-certs", dir, "-client", clientID}
 	}
 	run := func(binary string, args ...string) string {
 		out, err := exec.Command(binary, args...).CombinedOutput()
@@ -62,5 +64,46 @@ func TestExampleClientsTalkToTheGateway(t *testing.T) {
 	workerOut := run(bin("worker"), append(files("example-worker", "worker"), "-id", id[1], "-retries", "1")...)
 	if !strings.Contains(workerOut, "attempts 1") || !strings.HasSuffix(strings.TrimSpace(workerOut), id[1]+": delivered") {
 		t.Fatalf("worker printed %q", workerOut)
+	}
+}
+
+// TestProductionExampleRefusesToStartWithoutItsEnvironment runs
+// examples/production.Caddyfile with no environment: it must stop before
+// anything starts (no listener, no certificate obtained, no trust store
+// touched) and say on the terminal which values are missing, the database
+// DSN included, although the example logs to a file.
+func TestProductionExampleRefusesToStartWithoutItsEnvironment(t *testing.T) {
+	ex := newExample(t, "../examples/production.Caddyfile")
+	cmd := ex.command(ex.bin, "run", "--config", "production.Caddyfile")
+	var stdout, stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the gateway started without its environment")
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("the gateway was still running after 30 s:\n%s", stderr.String())
+	}
+	errText := stderr.String()
+	for _, want := range []string{"missing settings", "{env.MSGBROKER_DB_DSN}", "{env.MSGBROKER_REDIS_ADDR}",
+		"{env.MSGBROKER_KEYRING}", "{env.MSGBROKER_HASH_KEY}", "{env.MSGBROKER_JWT_SECRET}"} {
+		if !strings.Contains(errText, want) {
+			t.Errorf("stderr does not name %s:\n%s", want, errText)
+		}
+	}
+	logFile, _ := os.ReadFile(filepath.Join(ex.dir, "logs", "msgbroker.log"))
+	for _, started := range []string{"server running", "obtaining certificate", "installing root certificate",
+		"enabling automatic TLS certificate management"} {
+		if strings.Contains(errText, started) || strings.Contains(string(logFile), started) {
+			t.Errorf("the gateway got as far as %q before failing:\n%s\n%s", started, errText, logFile)
+		}
 	}
 }

@@ -121,7 +121,7 @@ func TestHandshakeRefusalsAreLoggedAndCounted(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	g := startConfigured(t, &gateway{globalOptions: handshakeLogOptions(logFile)}, databaseConfig(t, "sqlite"), "")
 	revoked, serial := g.issue("proxy-revoked", "proxy")
-	certs, _ := g.app.Certificates(context.Background())
+	certs := g.services().Certificates
 	if _, err := certs.Revoke(context.Background(), adminActor, serial, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -179,10 +179,7 @@ func TestHandshakeRefusalsAreLoggedAndCounted(t *testing.T) {
 // issued and revoked counters of this process cannot.
 func TestCertificateGaugeFollowsTheDatabase(t *testing.T) {
 	g := startGateway(t, "sqlite", "")
-	running, err := g.app.Certificates(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	running := g.services().Certificates
 	elsewhere := &broker.Certificates{Store: running.Store, Issuer: running.Issuer}
 	var serials []string
 	for _, req := range []broker.IssueRequest{{ClientID: "proxy-g1", Role: "proxy"}, {ClientID: "proxy-g2", Role: "proxy"}, {ClientID: "worker-g1", Role: "worker"}} {

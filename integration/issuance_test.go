@@ -19,10 +19,7 @@ import (
 // let only one of a batch through.
 func TestFleetIssuedTogetherConnectsAtOnce(t *testing.T) {
 	g := startGateway(t, "sqlite", "revocation_poll_interval 1h")
-	running, err := g.app.Certificates(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	running := g.services().Certificates
 	elsewhere := &broker.Certificates{Store: running.Store, Issuer: running.Issuer}
 	const fleet, rounds = 10, 3
 	for round := range rounds {

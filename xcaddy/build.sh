@@ -17,7 +17,9 @@ xcaddy_version="v0.4.5"
 if ! command -v xcaddy >/dev/null; then
 	echo "installing xcaddy ${xcaddy_version}" >&2
 	go install "github.com/caddyserver/xcaddy/cmd/xcaddy@${xcaddy_version}"
-	PATH="$(go env GOPATH)/bin:$PATH"
+	# go install writes to GOBIN when set, else the first GOPATH entry's bin.
+	gobin="$(go env GOBIN)"
+	PATH="${gobin:-$(go env GOPATH | cut -d: -f1)/bin}:$PATH"
 fi
 
 XCADDY_SKIP_CLEANUP=0 xcaddy build "$caddy_version" \

@@ -252,9 +252,37 @@ const CRLValidity = 24 * time.Hour
 // one is refused anyway). Its number is the Unix time of issue, so numbers
 // increase across nodes without coordination.
 func (c *Certificates) CRL(ctx context.Context) ([]byte, error) {
+	revoked, now, err := c.revokedEntries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	der, err := c.Issuer.CRL(ctx, revoked, big.NewInt(now.Unix()), CRLValidity)
+	if err != nil {
+		return nil, fmt.Errorf("signing CRL: %w", err)
+	}
+	return der, nil
+}
+
+// CRLChain is like CRL but returns a CRL for every level of a client's
+// chain (see clientca.Issuer.CRLChain): what nginx's ssl_crl and HAProxy's
+// crl-file need.
+func (c *Certificates) CRLChain(ctx context.Context) ([][]byte, error) {
+	revoked, now, err := c.revokedEntries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ders, err := c.Issuer.CRLChain(ctx, revoked, big.NewInt(now.Unix()), CRLValidity)
+	if err != nil {
+		return nil, fmt.Errorf("signing CRLs: %w", err)
+	}
+	return ders, nil
+}
+
+// revokedEntries reads the revoked certificates that have not expired.
+func (c *Certificates) revokedEntries(ctx context.Context) ([]clientca.RevokedCert, time.Time, error) {
 	rows, err := c.Store.Clients.ListFilter(ctx, storage.ClientRevoked, "")
 	if err != nil {
-		return nil, fmt.Errorf("listing revoked certificates: %w", err)
+		return nil, time.Time{}, fmt.Errorf("listing revoked certificates: %w", err)
 	}
 	now := time.Now()
 	revoked := make([]clientca.RevokedCert, 0, len(rows))
@@ -271,9 +299,5 @@ func (c *Certificates) CRL(ctx context.Context) ([]byte, error) {
 		}
 		revoked = append(revoked, entry)
 	}
-	der, err := c.Issuer.CRL(ctx, revoked, big.NewInt(now.Unix()), CRLValidity)
-	if err != nil {
-		return nil, fmt.Errorf("signing CRL: %w", err)
-	}
-	return der, nil
+	return revoked, now, nil
 }

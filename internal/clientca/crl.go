@@ -96,6 +96,48 @@ func (i *Issuer) CRLForIssuer(ctx context.Context, issuerSerialHex string, revok
 	return i.signCRL(kp, revoked, number, nextUpdate)
 }
 
+// CRLChain returns every CRL a relying party that checks each level of a
+// client's chain needs: one per client-issuing intermediate whose leaves may
+// still be in use (the current one first, then the archived ones, newest
+// first), each listing revoked, followed by RootCRL. nginx's ssl_crl,
+// HAProxy's crl-file and `openssl verify -crl_check_all` refuse every client
+// with "unable to get certificate CRL" when a level has none. Serials are
+// random, so listing every revoked serial in each issuer's CRL revokes
+// nothing by mistake and spares recording which intermediate issued a leaf.
+func (i *Issuer) CRLChain(ctx context.Context, revoked []RevokedCert, number *big.Int, nextUpdate time.Duration) ([][]byte, error) {
+	intermediates, err := i.Intermediates(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("creating CRLs: %w", err)
+	}
+	out := make([][]byte, 0, len(intermediates)+1)
+	for _, inter := range intermediates {
+		der, err := i.CRLForIssuer(ctx, SerialHex(inter.SerialNumber), revoked, number, nextUpdate)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, der)
+	}
+	root, err := i.RootCRL(ctx, number, nextUpdate)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, root), nil
+}
+
+// RootCRL returns a CRL signed by the pki root that lists no certificate:
+// the broker never revokes an intermediate (rotation archives the old one,
+// whose leaves stay valid until they expire), but relying parties that check
+// every level need a current CRL for the root→intermediate link too. The
+// root key is read from storage for the signature and not kept, as for
+// signing an intermediate.
+func (i *Issuer) RootCRL(ctx context.Context, number *big.Int, nextUpdate time.Duration) ([]byte, error) {
+	root, key, err := LoadRoot(ctx, i.cfg.Storage, i.cfg.CAID)
+	if err != nil {
+		return nil, fmt.Errorf("creating root CRL: %w", err)
+	}
+	return i.signCRL(&keyPair{cert: root, key: key}, nil, number, nextUpdate)
+}
+
 func (i *Issuer) signCRL(kp *keyPair, revoked []RevokedCert, number *big.Int, nextUpdate time.Duration) ([]byte, error) {
 	if number == nil || number.Sign() < 0 {
 		return nil, errors.New("creating CRL: CRL number must be a non-negative integer")
@@ -137,7 +179,7 @@ func (i *Issuer) signCRL(kp *keyPair, revoked []RevokedCert, number *big.Int, ne
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, kp.cert, kp.key)
 	if err != nil {
-		return nil, fmt.Errorf("creating CRL signed by intermediate %s: %w", SerialHex(kp.cert.SerialNumber), err)
+		return nil, fmt.Errorf("creating CRL signed by %q (serial %s): %w", kp.cert.Subject.CommonName, SerialHex(kp.cert.SerialNumber), err)
 	}
 	return der, nil
 }

@@ -119,3 +119,49 @@ func TestReasonCode(t *testing.T) {
 		}
 	}
 }
+
+// TestCRLChainCoversEveryLevel checks that after a rotation there is a CRL
+// from each intermediate whose leaves may be in use, and one from the root
+// for the root→intermediate level, as terminators that check every level of
+// a chain (nginx ssl_crl, openssl -crl_check_all) need.
+func TestCRLChainCoversEveryLevel(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	old := f.issue(t, Request{ClientID: "p1", Role: RoleProxy})
+	i1 := parseCerts(t, old.ChainPEM)[1]
+	f.clock.Set(i1.NotAfter.Add(-399 * day))
+	i2 := parseCerts(t, f.issue(t, Request{ClientID: "p2", Role: RoleProxy}).ChainPEM)[1]
+	if i2.Equal(i1) {
+		t.Fatal("the intermediate was not rotated")
+	}
+
+	revoked := []RevokedCert{{SerialHex: old.SerialHex, RevokedAt: f.clock.Now(), Reason: "keyCompromise"}}
+	ders, err := f.issuer.CRLChain(ctx, revoked, big.NewInt(7), day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := []*x509.Certificate{i2, i1, f.root}
+	if len(ders) != len(signers) {
+		t.Fatalf("%d CRLs, want %d (current, archived, root)", len(ders), len(signers))
+	}
+	for n, der := range ders {
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := crl.CheckSignatureFrom(signers[n]); err != nil {
+			t.Errorf("CRL %d is not signed by %s: %v", n, signers[n].Subject.CommonName, err)
+		}
+		want := 1
+		if signers[n] == f.root {
+			want = 0 // no intermediate is ever revoked
+		}
+		if len(crl.RevokedCertificateEntries) != want {
+			t.Errorf("CRL %d signed by %s lists %d certificates, want %d", n, signers[n].Subject.CommonName,
+				len(crl.RevokedCertificateEntries), want)
+		}
+		if crl.Number.Int64() != 7 || !crl.NextUpdate.Equal(crl.ThisUpdate.Add(day)) {
+			t.Errorf("CRL %d: number %v, thisUpdate %s, nextUpdate %s", n, crl.Number, crl.ThisUpdate, crl.NextUpdate)
+		}
+	}
+}

@@ -1,5 +1,5 @@
 // Package crl provides the `msgbroker_crl` HTTP handler: the certificate
-// revocation list of the broker's client certificates, for TLS terminators
+// revocation lists of the broker's client certificates, for TLS terminators
 // other than Caddy (nginx `ssl_crl`, HAProxy `crl-file`, Envoy) that front
 // the internal API. Caddy itself needs none: the msgbroker verifier refuses
 // revoked certificates at the handshake.
@@ -10,19 +10,24 @@
 //		msgbroker_crl
 //	}
 //
-// GET answers the DER CRL (application/pkix-crl); `?format=pem` answers
-// PEM. A CRL is public by nature (it holds serials, no secrets), so the
-// route needs no authentication. It is signed by the client-issuing
-// intermediate, lists every revoked certificate that has not expired, and
-// is valid for 24 hours; a copy is kept for a few seconds so a burst of
-// fetches costs one query.
+// GET answers the DER CRL of the current client-issuing intermediate
+// (application/pkix-crl); `?format=pem` answers it as PEM. `?chain=full`
+// answers a PEM bundle with a CRL for every level of a client's chain: one
+// per client-issuing intermediate whose leaves may still be in use and one
+// signed by the pki root. nginx and HAProxy check every level and refuse
+// all clients without the root's, so point them at the bundle. A CRL is
+// public by nature (it holds serials, no secrets), so the route needs no
+// authentication.
+//
+// Every fetch reads the database and signs anew (a query and an ECDSA
+// signature per CRL, well under a millisecond): a revocation is listed by
+// the very next fetch, on any node, whichever process revoked it.
 package crl
 
 import (
+	"bytes"
 	"encoding/pem"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -37,17 +42,10 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// cacheFor is how long a signed CRL is reused.
-const cacheFor = 5 * time.Second
-
 // Handler serves the CRL. It has no configuration.
 type Handler struct {
 	app    *msgbroker.App
 	logger *zap.Logger
-
-	mu       *sync.Mutex
-	der      []byte
-	signedAt time.Time
 }
 
 // CaddyModule returns the Caddy module information.
@@ -66,33 +64,39 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = app
 	h.logger = ctx.Logger()
-	h.mu = new(sync.Mutex)
 	return nil
 }
 
-// ServeHTTP answers GET and HEAD with the current CRL.
+// ServeHTTP answers GET and HEAD with the current CRL, or the bundle.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if err := httpapi.RequireRead(w, r); err != nil {
 		return err
 	}
-	format := r.URL.Query().Get("format")
+	query := r.URL.Query()
+	format, chain := query.Get("format"), query.Get("chain")
 	if format != "" && format != "der" && format != "pem" {
 		httpapi.WriteError(w, apperr.New(apperr.Invalid, "invalid_format", "format must be der or pem"))
 		return nil
 	}
-	der, err := h.current(r)
+	if chain != "" && chain != "full" {
+		httpapi.WriteError(w, apperr.New(apperr.Invalid, "invalid_chain", "chain must be full"))
+		return nil
+	}
+	if chain == "full" && format == "der" {
+		// DER has no way to hold several CRLs in one body.
+		httpapi.WriteError(w, apperr.New(apperr.Invalid, "invalid_format", "chain=full is served as PEM only"))
+		return nil
+	}
+	body, contentType, err := h.render(r, format, chain == "full")
 	if err != nil {
 		if status := httpapi.WriteError(w, err); status >= 500 {
 			h.logger.Error("serving the CRL failed", zap.Error(err))
 		}
 		return nil
 	}
-	body, contentType := der, "application/pkix-crl"
-	if format == "pem" {
-		body, contentType = pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), "application/x-pem-file"
-	}
 	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Cache-Control", "public, max-age=60")
+	// Fetchers must come back for each use: a copy could hide a revocation.
+	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)
@@ -100,24 +104,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	return nil
 }
 
-// current returns a CRL signed less than cacheFor ago, signing a new one
-// when needed.
-func (h *Handler) current(r *http.Request) ([]byte, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.der != nil && time.Since(h.signedAt) < cacheFor {
-		return h.der, nil
-	}
+// render signs the CRL (or every CRL of the chain) and encodes it.
+func (h *Handler) render(r *http.Request, format string, chain bool) ([]byte, string, error) {
 	svcs, err := h.app.Services(r.Context())
 	if err != nil {
-		return nil, httpapi.Unavailable(err)
+		return nil, "", httpapi.Unavailable(err)
 	}
-	der, err := svcs.Certificates.CRL(r.Context())
+	certs := svcs.Certificates
+	if !chain {
+		der, err := certs.CRL(r.Context())
+		if err != nil {
+			return nil, "", err
+		}
+		if format == "pem" {
+			return pemCRL(der), "application/x-pem-file", nil
+		}
+		return der, "application/pkix-crl", nil
+	}
+	ders, err := certs.CRLChain(r.Context())
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	h.der, h.signedAt = der, time.Now()
-	return der, nil
+	var bundle bytes.Buffer
+	for _, der := range ders {
+		bundle.Write(pemCRL(der))
+	}
+	return bundle.Bytes(), "application/x-pem-file", nil
+}
+
+func pemCRL(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 }
 
 // Interface guards

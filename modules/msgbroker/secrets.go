@@ -36,9 +36,9 @@ type resolvedSecrets struct {
 	devJWTSecretPath string
 }
 
-// resolveSecrets resolves placeholders and, outside development mode,
-// reports every missing secret in one error so an operator fixes them all
-// at once.
+// resolveSecrets resolves placeholders and reports every missing server
+// address and, outside development mode, every missing secret in one error,
+// so an operator fixes them all at once.
 func resolveSecrets(a *App) (resolvedSecrets, error) {
 	repl := caddy.NewReplacer()
 	var s resolvedSecrets
@@ -58,11 +58,24 @@ func resolveSecrets(a *App) (resolvedSecrets, error) {
 		}
 		return v
 	}
+	// The servers to connect to are checked here too, in development mode
+	// as well: an empty DSN found only at start would come after the
+	// listeners opened and certificates were requested.
+	if a.Database != nil {
+		resolve("database", a.Database.DSN)
+	}
+	if a.Redis != nil {
+		resolve("redis", a.Redis.Address)
+	}
+	servers := len(missing)
 	s.keyringPath = resolve("encryption_key_file", a.EncryptionKeyFile)
 	s.hashKey = resolve("hash_key", a.HashKey)
 	s.jwtSecret = resolve("jwt_secret", a.JWTSecret)
 
 	if a.DevKeysDir != "" {
+		if servers > 0 {
+			return s, fmt.Errorf("msgbroker: missing settings: %s", strings.Join(missing[:servers], ", "))
+		}
 		dir := repl.ReplaceKnown(a.DevKeysDir, "")
 		if s.keyringPath == "" {
 			s.keyringPath = filepath.Join(dir, "keyring.json")
@@ -76,7 +89,7 @@ func resolveSecrets(a *App) (resolvedSecrets, error) {
 		return s, nil
 	}
 	if len(missing) > 0 {
-		return s, fmt.Errorf("msgbroker: missing secrets: %s; set them in the msgbroker global option "+
+		return s, fmt.Errorf("msgbroker: missing settings: %s; set them in the msgbroker global option "+
 			"(or dev_keys <dir> for development only)", strings.Join(missing, ", "))
 	}
 	return s, nil

@@ -1,8 +1,8 @@
 // Command proxy is an example proxy: it registers a message with the
 // broker over mutual TLS, as the seed's proxy does when it enqueues one.
 //
-//	go run ./examples/clients/proxy -cert proxy.chain.pem -key proxy.key \
-//	    -number +4915200000000 -body "hello"
+//	./caddy msgbroker cert issue proxy-1 --role proxy --out ./certs --config Caddyfile.example
+//	go run ./examples/clients/proxy -client proxy-1 -number +4915200000000 -body "hello"
 package main
 
 import (
@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	conn := mtls.Register()
+	conn := mtls.Register("proxy-1")
 	number := flag.String("number", "+4915200000000", "sender number, E.164")
 	body := flag.String("body", "hello from the example proxy", "message body")
 	id := flag.String("id", "", "message id (UUID); the broker generates one when empty")

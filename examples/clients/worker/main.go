@@ -1,7 +1,8 @@
 // Command worker is an example worker: it reports a delivery attempt for a
 // message and then confirms it (or, with -fail, reports it failed).
 //
-//	go run ./examples/clients/worker -cert worker.chain.pem -key worker.key -id <message_id>
+//	./caddy msgbroker cert issue worker-1 --role worker --out ./certs --config Caddyfile.example
+//	go run ./examples/clients/worker -client worker-1 -id <message_id>
 package main
 
 import (
@@ -20,7 +21,7 @@ type state struct {
 }
 
 func main() {
-	conn := mtls.Register()
+	conn := mtls.Register("worker-1")
 	id := flag.String("id", "", "message id to work on (required)")
 	retries := flag.Int("retries", 0, "failed attempts to report before the outcome")
 	fail := flag.Bool("fail", false, "report the message failed instead of delivered")

@@ -1,6 +1,9 @@
 // Package mtls builds the HTTP client the example proxy and worker use: it
 // presents a client certificate issued by the broker's CA and trusts the
-// broker's server certificate.
+// broker's server certificate. By default it reads the files
+// `caddy msgbroker cert issue CLIENT_ID --out ./certs` writes:
+// certs/CLIENT_ID.chain.crt, certs/CLIENT_ID.key and certs/ca.crt (the pki
+// root, which also signs the gateway's server certificate).
 package mtls
 
 import (
@@ -13,26 +16,39 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 )
 
 // Flags are the connection settings both examples share.
 type Flags struct {
-	URL, Cert, Key, CA string
+	URL, Dir, ClientID, Cert, Key, CA string
 }
 
-// Register adds the shared flags to the default flag set.
-func Register() *Flags {
+// Register adds the shared flags to the default flag set; clientID is the
+// default of -client.
+func Register(clientID string) *Flags {
 	f := &Flags{}
 	flag.StringVar(&f.URL, "url", "https://localhost:8443", "base URL of the broker's internal API")
-	flag.StringVar(&f.Cert, "cert", "client.chain.pem", "client certificate chain (leaf + issuing intermediate), PEM")
-	flag.StringVar(&f.Key, "key", "client.key", "client private key, PEM")
-	flag.StringVar(&f.CA, "ca", "data/caddy/pki/authorities/local/root.crt", "CA root that signs the broker's server certificate, PEM")
+	flag.StringVar(&f.Dir, "certs", "certs", "directory `caddy msgbroker cert issue --out` wrote")
+	flag.StringVar(&f.ClientID, "client", clientID, "client id: reads CERTS/CLIENT.chain.crt and CERTS/CLIENT.key")
+	flag.StringVar(&f.Cert, "cert", "", "client certificate, PEM (default CERTS/CLIENT.chain.crt)")
+	flag.StringVar(&f.Key, "key", "", "client private key, PEM (default CERTS/CLIENT.key)")
+	flag.StringVar(&f.CA, "ca", "", "CA root that signs the broker's server certificate, PEM (default CERTS/ca.crt)")
 	return f
 }
 
 // Client returns an HTTP client for the broker.
 func (f *Flags) Client() (*http.Client, error) {
+	if f.Cert == "" {
+		f.Cert = filepath.Join(f.Dir, f.ClientID+".chain.crt")
+	}
+	if f.Key == "" {
+		f.Key = filepath.Join(f.Dir, f.ClientID+".key")
+	}
+	if f.CA == "" {
+		f.CA = filepath.Join(f.Dir, "ca.crt")
+	}
 	pair, err := tls.LoadX509KeyPair(f.Cert, f.Key)
 	if err != nil {
 		return nil, fmt.Errorf("loading client certificate: %w", err)
