@@ -44,7 +44,7 @@ func TestDecodeRegisterRejectsMalformedInput(t *testing.T) {
 
 func TestDecodeRegisterNormalizes(t *testing.T) {
 	req, err := DecodeRegister([]byte(`{"message_id":"0B6F8A9E-5C1D-4E8F-9A7B-2C3D4E5F6A7B","sender_number":"+4915200000000",
-		"message_body":"héllo","metadata":{"z":1,"a":{"y":2,"b":3}},"unknown":"ignored"}`), 0)
+		"message_body":"héllo","metadata":{"z":1,"a":{"y":2,"b":3}}}`), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +57,69 @@ func TestDecodeRegisterNormalizes(t *testing.T) {
 	null, err := DecodeRegister([]byte(`{"sender_number":"+4915200000000","message_body":"x","metadata":null}`), 0)
 	if err != nil || null.Metadata != nil {
 		t.Errorf("null metadata = %s, %v", null.Metadata, err)
+	}
+}
+
+// TestDecodersRefuseInputTheyWouldRewrite: encoding/json alone would store
+// U+FFFD for bad UTF-8 and lone surrogates, keep the last of duplicate
+// keys, match keys in any case and drop unknown ones. Each must be a 400
+// with its own code instead, from every decoder.
+func TestDecodersRefuseInputTheyWouldRewrite(t *testing.T) {
+	const number = `"sender_number":"+4915200000000"`
+	cases := []struct {
+		name, body, code, mentions string
+		decode                     func([]byte) error
+	}{
+		{"invalid UTF-8 in the body", `{` + number + `,"message_body":"caf` + "\xe9" + `"}`, "invalid_utf8", "UTF-8", register},
+		{"invalid UTF-8 in a key", `{` + number + `,"message_body":"x","metadata":{"` + "\xff" + `":1}}`, "invalid_utf8", "UTF-8", register},
+		{"lone high surrogate", `{` + number + `,"message_body":"a\ud800b"}`, "lone_surrogate", "surrogate", register},
+		{"lone low surrogate", `{` + number + `,"message_body":"\udc00"}`, "lone_surrogate", "surrogate", register},
+		{"high surrogate before a non-surrogate", `{` + number + `,"message_body":"\ud800\u0041"}`, "lone_surrogate", "surrogate", register},
+		{"surrogate in an error", `{"status":"failed","error":"\ud83d"}`, "lone_surrogate", "surrogate", status},
+		{"duplicate key", `{` + number + `,"message_body":"a","message_body":"b"}`, "duplicate_key", "message_body", register},
+		{"duplicate key in metadata", `{` + number + `,"message_body":"a","metadata":{"k":{"x":1,"x":2}}}`, "duplicate_key", "metadata.k.x", register},
+		{"duplicate key spelled with an escape", `{` + number + `,"message_body":"a","metadata":{"a":1,"\u0061":2}}`, "duplicate_key", "metadata.a", register},
+		{"duplicate status", `{"status":"failed","status":"delivered"}`, "duplicate_key", "status", status},
+		{"duplicate id", `{"message_id":"0b6f8a9e-5c1d-4e8f-9a7b-2c3d4e5f6a7b","message_id":"0b6f8a9e-5c1d-4e8f-9a7b-2c3d4e5f6a7c"}`, "duplicate_key", "message_id", deliver},
+		{"key in upper case", `{` + number + `,"MESSAGE_BODY":"x"}`, "unknown_field", "message_body", register},
+		{"key in mixed case", `{"Status":"failed"}`, "unknown_field", "status", status},
+		{"unknown key", `{` + number + `,"message_body":"x","priority":1}`, "unknown_field", "priority", register},
+		{"unknown key on deliver", `{"message_id":"0b6f8a9e-5c1d-4e8f-9a7b-2c3d4e5f6a7b","force":true}`, "unknown_field", "force", deliver},
+		{"NUL in an error", `{"status":"failed","error":"smsc\u0000down"}`, "control_character", "error", status},
+		{"raw control byte in an error", "{\"status\":\"failed\",\"error\":\"a\x7fb\"}", "control_character", "error", status},
+		{"C1 control in the body", `{` + number + `,"message_body":"a\u0085b"}`, "control_character", "message_body", register},
+		{"escape in the body", `{` + number + `,"message_body":"\u001b[31m"}`, "control_character", "message_body", register},
+		{"control in a metadata value", `{` + number + `,"message_body":"x","metadata":{"tags":["ok","\u0007"]}}`, "control_character", "metadata.tags[1]", register},
+		{"control in a metadata key", `{` + number + `,"message_body":"x","metadata":{"a\u0000":1}}`, "control_character", "metadata.a", register},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.decode([]byte(tc.body))
+			e, ok := apperr.As(err)
+			if !ok || e.Kind != apperr.Invalid || e.Code != tc.code || !strings.Contains(e.Message, tc.mentions) {
+				t.Fatalf("decoding %q = %v, want Invalid %s mentioning %q", tc.body, err, tc.code, tc.mentions)
+			}
+		})
+	}
+}
+
+func register(data []byte) error { _, err := DecodeRegister(data, 0); return err }
+func status(data []byte) error   { _, err := DecodeStatus(data); return err }
+func deliver(data []byte) error  { _, err := DecodeDeliver(data); return err }
+
+// TestDecodersKeepTextAsSent: what is allowed arrives unchanged — tab, LF
+// and CR, a surrogate pair, characters outside the BMP.
+func TestDecodersKeepTextAsSent(t *testing.T) {
+	req, err := DecodeRegister([]byte(`{"sender_number":"+4915200000000","message_body":"line 1\n\tline 2\r\n\ud83d\ude00 ü 😀"}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "line 1\n\tline 2\r\n😀 ü 😀"; req.MessageBody != want {
+		t.Fatalf("message_body = %q, want %q", req.MessageBody, want)
+	}
+	st, err := DecodeStatus([]byte(`{"status":"failed","error":"timeout\nafter 30 s","reason":"timeout"}`))
+	if err != nil || st.Error != "timeout\nafter 30 s" {
+		t.Fatalf("DecodeStatus = %+v, %v", st, err)
 	}
 }
 
@@ -168,13 +231,13 @@ func TestMetadataKeepsNumbersExactAndRefusesDeepNesting(t *testing.T) {
 	if want := `{"order_id":12345678901234567890,"ratio":0.1,"tag":"<b>&"}`; string(req.Metadata) != want {
 		t.Fatalf("metadata = %s, want %s", req.Metadata, want)
 	}
-	deep := strings.Repeat(`{"a":`, 33) + "1" + strings.Repeat("}", 33)
+	deep := strings.Repeat(`{"a":`, MaxMetadataDepth+1) + "1" + strings.Repeat("}", MaxMetadataDepth+1)
 	_, err = DecodeRegister([]byte(`{"sender_number":"+4915200000000","message_body":"x","metadata":`+deep+`}`), 0)
 	if e, ok := apperr.As(err); !ok || e.Code != "invalid_metadata" {
-		t.Fatalf("33 levels of metadata = %v, want invalid_metadata", err)
+		t.Fatalf("%d levels of metadata = %v, want invalid_metadata", MaxMetadataDepth+1, err)
 	}
-	ok := strings.Repeat(`{"a":`, 32) + "1" + strings.Repeat("}", 32)
+	ok := strings.Repeat(`{"a":`, MaxMetadataDepth) + "1" + strings.Repeat("}", MaxMetadataDepth)
 	if _, err := DecodeRegister([]byte(`{"sender_number":"+4915200000000","message_body":"x","metadata":`+ok+`}`), 0); err != nil {
-		t.Fatalf("32 levels refused: %v", err)
+		t.Fatalf("%d levels refused: %v", MaxMetadataDepth, err)
 	}
 }
