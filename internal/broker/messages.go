@@ -254,8 +254,9 @@ type State struct {
 	UpdatedAt   time.Time  `json:"updated_at"`
 	// ClientID is the proxy that registered the message.
 	ClientID string `json:"client_id"`
-	// Changed is false when the request repeated the current state.
-	Changed bool `json:"-"`
+	// Changed is false when the request changed nothing: it repeated the
+	// current state, so its error and reason were not recorded either.
+	Changed bool `json:"changed"`
 }
 
 const maxErrorChars = 1000
