@@ -1,8 +1,13 @@
 package broker
 
 import (
+	"bytes"
+	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 )
@@ -183,41 +188,180 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
-// FuzzDecodeRegister: any input is either a valid request or an Invalid
-// error, never a panic or an internal error.
+// checkText fails when an accepted string could not have been stored
+// as sent: invalid UTF-8 (or U+FFFD standing in for it) or a control
+// character other than tab, LF and CR.
+func checkText(t *testing.T, field, s string, data []byte) {
+	t.Helper()
+	if !utf8.ValidString(s) {
+		t.Fatalf("accepted %s %q that is not UTF-8", field, s)
+	}
+	if strings.ContainsRune(s, utf8.RuneError) && !bytes.Contains(data, []byte("\ufffd")) && !bytes.Contains(data, []byte("\uFFFD")) &&
+		!bytes.Contains(data, []byte(string(utf8.RuneError))) {
+		t.Fatalf("accepted %s %q with a U+FFFD the input did not have", field, s)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
+			t.Fatalf("accepted %s %q with control character %U", field, s, r)
+		}
+	}
+}
+
+// checkInvalid fails unless err is an Invalid error with a code and a
+// message: bad input is never an internal error.
+func checkInvalid(t *testing.T, err error) {
+	t.Helper()
+	e, ok := apperr.As(err)
+	if !ok || e.Kind != apperr.Invalid || e.Code == "" || e.Message == "" {
+		t.Fatalf("refusal %v is not an Invalid error with a code and a message", err)
+	}
+}
+
+var (
+	e164          = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
+	canonicalUUID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+)
+
+// metadataDepth is the nesting of a decoded JSON value, counted as
+// MaxMetadataDepth counts it.
+func metadataDepth(v any) int {
+	d := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for _, c := range x {
+			d = max(d, metadataDepth(c))
+		}
+	case []any:
+		for _, c := range x {
+			d = max(d, metadataDepth(c))
+		}
+	default:
+		return 0
+	}
+	return d + 1
+}
+
+// checkMetadata fails unless accepted metadata is absent or a canonical
+// object (re-encoding it gives the same bytes) within the depth limit,
+// whose every key and string is storable text.
+func checkMetadata(t *testing.T, meta json.RawMessage, data []byte) {
+	t.Helper()
+	if meta == nil {
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(meta))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		t.Fatalf("accepted metadata %s is not an object: %v", meta, err)
+	}
+	if d := metadataDepth(obj); d > MaxMetadataDepth {
+		t.Fatalf("accepted metadata nesting %d levels", d)
+	}
+	var again bytes.Buffer
+	enc := json.NewEncoder(&again)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(obj)
+	if strings.TrimSuffix(again.String(), "\n") != string(meta) {
+		t.Fatalf("metadata %s is not canonical (%s)", meta, again.String())
+	}
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, c := range x {
+				checkText(t, "metadata key", k, data)
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		case string:
+			checkText(t, "metadata string", x, data)
+		}
+	}
+	walk(obj)
+}
+
+// FuzzDecodeRegister: any input is refused with an Invalid error, or
+// accepted as a registration that can be stored exactly as understood:
+// a canonical id (or none), an E.164 number, a body of 1 to the limit
+// characters, canonical metadata within the depth limit, and only valid,
+// control-free text.
 func FuzzDecodeRegister(f *testing.F) {
 	f.Add([]byte(`{"sender_number":"+4915200000000","message_body":"x","metadata":{"a":1}}`))
+	f.Add([]byte(`{"message_id":"0B6F8A9E-5C1D-4E8F-9A7B-2C3D4E5F6A7B","sender_number":"+12025550123","message_body":"line\n\ud83d\ude00"}`))
 	f.Add([]byte(`{"message_id":"0b6f8a9e-5c1d-4e8f-9a7b-2c3d4e5f6a7b","sender_number":"+1","message_body":""}`))
+	f.Add([]byte(`{"sender_number":"+4915200000000","message_body":"x","metadata":{"b":[{"a":null,"c":1.50}],"a":"\u00e9"}}`))
+	f.Add([]byte(`{"sender_number":"+4915200000000","message_body":"\ud800","MESSAGE_BODY":"y"}`))
+	f.Add([]byte("{\"sender_number\":\"+4915200000000\",\"message_body\":\"\xff\x00\"}"))
 	f.Add([]byte(`{"metadata":[{"a":null}]}`))
 	f.Add([]byte("\xff\xfe{"))
+	const limit = 64
 	f.Fuzz(func(t *testing.T, data []byte) {
-		req, err := DecodeRegister(data, 64)
+		req, err := DecodeRegister(data, limit)
 		if err != nil {
-			if apperr.KindOf(err) != apperr.Invalid {
-				t.Fatalf("non-Invalid error %v", err)
-			}
+			checkInvalid(t, err)
 			return
 		}
-		if req.SenderNumber == "" || req.MessageBody == "" {
-			t.Fatalf("accepted an incomplete request %+v", req)
+		if req.MessageID != "" && !canonicalUUID.MatchString(req.MessageID) {
+			t.Fatalf("accepted message_id %q is not a canonical UUID", req.MessageID)
 		}
+		if !e164.MatchString(req.SenderNumber) {
+			t.Fatalf("accepted sender_number %q is not E.164", req.SenderNumber)
+		}
+		if n := utf8.RuneCountInString(req.MessageBody); n < 1 || n > limit {
+			t.Fatalf("accepted a message_body of %d characters", n)
+		}
+		checkText(t, "message_body", req.MessageBody, data)
+		checkMetadata(t, req.Metadata, data)
 	})
 }
 
+// FuzzDecodeStatus: an accepted update names a status a worker may
+// request, an error within its length of storable text, and a reason
+// that can be a metric label.
 func FuzzDecodeStatus(f *testing.F) {
 	f.Add([]byte(`{"status":"retrying","error":"timeout","reason":"smsc_down"}`))
+	f.Add([]byte(`{"status":"failed","error":"smsc\u0000down"}`))
+	f.Add([]byte(`{"status":"delivered","Status":"failed"}`))
+	f.Add([]byte(`{"status":"queued"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if _, err := DecodeStatus(data); err != nil && apperr.KindOf(err) != apperr.Invalid {
-			t.Fatalf("non-Invalid error %v", err)
+		req, err := DecodeStatus(data)
+		if err != nil {
+			checkInvalid(t, err)
+			return
+		}
+		switch req.Status {
+		case "processing", "retrying", "delivered", "failed":
+		default:
+			t.Fatalf("accepted status %q", req.Status)
+		}
+		if n := utf8.RuneCountInString(req.Error); n > maxErrorChars {
+			t.Fatalf("accepted an error of %d characters", n)
+		}
+		checkText(t, "error", req.Error, data)
+		if req.Reason != "" && !regexp.MustCompile(`^[a-z0-9_]{1,32}$`).MatchString(req.Reason) {
+			t.Fatalf("accepted reason %q", req.Reason)
 		}
 	})
 }
 
+// FuzzDecodeDeliver: an accepted confirmation carries a canonical UUID.
 func FuzzDecodeDeliver(f *testing.F) {
 	f.Add([]byte(`{"message_id":"0b6f8a9e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"}`))
+	f.Add([]byte(`{"message_id":"0B6F8A9E-5C1D-4E8F-9A7B-2C3D4E5F6A7B"}`))
+	f.Add([]byte(`{"message_id":"{0b6f8a9e-5c1d-4e8f-9a7b-2c3d4e5f6a7b}"}`))
+	f.Add([]byte(`{"message_id":"urn:uuid:0b6f8a9e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if _, err := DecodeDeliver(data); err != nil && apperr.KindOf(err) != apperr.Invalid {
-			t.Fatalf("non-Invalid error %v", err)
+		req, err := DecodeDeliver(data)
+		if err != nil {
+			checkInvalid(t, err)
+			return
+		}
+		if !canonicalUUID.MatchString(req.MessageID) {
+			t.Fatalf("accepted message_id %q is not a canonical UUID", req.MessageID)
 		}
 	})
 }
