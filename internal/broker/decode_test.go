@@ -155,12 +155,31 @@ func TestDecodeStatusRejectsMalformedInput(t *testing.T) {
 	}
 }
 
+// TestDecodeStatusAcceptsTheLimits: an error of exactly the limit and a
+// reason of 32 characters are accepted; reason and error may be omitted.
+func TestDecodeStatusAcceptsTheLimits(t *testing.T) {
+	longest := strings.Repeat("é", maxErrorChars)
+	reason := strings.Repeat("r", 32)
+	req, err := DecodeStatus([]byte(`{"status":"failed","error":"` + longest + `","reason":"` + reason + `"}`))
+	if err != nil || req.Error != longest || req.Reason != reason || req.Status != "failed" {
+		t.Fatalf("DecodeStatus at the limits = %v", err)
+	}
+	if req, err := DecodeStatus([]byte(`{"status":"processing"}`)); err != nil || req.Error != "" || req.Reason != "" {
+		t.Fatalf("a bare status = %+v, %v", req, err)
+	}
+	if _, err := DecodeStatus([]byte(`{"status":"failed","reason":"` + reason + `r"}`)); err == nil {
+		t.Fatal("a 33-character reason was accepted")
+	}
+}
+
 func TestDecodeDeliverRejectsMalformedInput(t *testing.T) {
 	cases := []struct{ name, body, code string }{
 		{"empty", ``, "invalid_json"},
 		{"missing id", `{}`, "missing_message_id"},
 		{"bad id", `{"message_id":"x"}`, "invalid_message_id"},
 		{"id wrong type", `{"message_id":["x"]}`, "invalid_field_type"},
+		{"id without dashes", `{"message_id":"0b6f8a9e5c1d4e8f9a7b2c3d4e5f6a7b"}`, "invalid_message_id"},
+		{"id as URN", `{"message_id":"urn:uuid:0b6f8a9e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"}`, "invalid_message_id"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
