@@ -404,3 +404,10 @@ func TestMetadataKeepsNumbersExactAndRefusesDeepNesting(t *testing.T) {
 		t.Fatalf("%d levels refused: %v", MaxMetadataDepth, err)
 	}
 }
+
+func TestDecodeDeliverCanonicalizesTheID(t *testing.T) {
+	req, err := DecodeDeliver([]byte(`{"message_id":"0B6F8A9E-5C1D-4E8F-9A7B-2C3D4E5F6A7B"}`))
+	if err != nil || req.MessageID != "0b6f8a9e-5c1d-4e8f-9a7b-2c3d4e5f6a7b" {
+		t.Fatalf("DecodeDeliver = %+v, %v", req, err)
+	}
+}
