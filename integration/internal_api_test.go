@@ -8,7 +8,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 )
 
@@ -59,7 +62,7 @@ func TestInternalMessageLifecycle(t *testing.T) {
 		}{{"processing", 0}, {"retrying", 1}, {"processing", 1}, {"retrying", 2}, {"processing", 2}}
 		for _, step := range steps {
 			r := g.call(worker, "PUT", "/internal/messages/"+id+"/status", map[string]any{"status": step.status, "error": "smsc timeout"})
-			if r.Status != http.StatusOK || r.Body["status"] != step.status || r.Body["attempts"] != step.wantAttempts {
+			if r.Status != http.StatusOK || r.Body["status"] != step.status || r.Body["attempts"] != step.wantAttempts || r.Body["changed"] != true {
 				t.Fatalf("status %s = %d %s", step.status, r.Status, r.Raw)
 			}
 		}
@@ -70,7 +73,7 @@ func TestInternalMessageLifecycle(t *testing.T) {
 		if delivered.Status != http.StatusOK || delivered.Body["status"] != "delivered" || delivered.Body["delivered_at"] == nil {
 			t.Fatalf("deliver = %d %s", delivered.Status, delivered.Raw)
 		}
-		if r := g.call(worker, "POST", "/internal/messages/deliver", map[string]any{"message_id": id}); r.Status != http.StatusOK || r.Body["delivered_at"] != delivered.Body["delivered_at"] {
+		if r := g.call(worker, "POST", "/internal/messages/deliver", map[string]any{"message_id": id}); r.Status != http.StatusOK || r.Body["delivered_at"] != delivered.Body["delivered_at"] || r.Body["changed"] != false {
 			t.Fatalf("repeated deliver = %d %s, want the same answer", r.Status, r.Raw)
 		}
 		if r := g.call(worker, "PUT", "/internal/messages/"+id+"/status", map[string]any{"status": "processing"}); r.Status != http.StatusConflict || r.errorCode() != "illegal_transition" {
@@ -125,6 +128,11 @@ func TestInternalMessageFails(t *testing.T) {
 		if r := g.call(worker, "POST", "/internal/messages/deliver", map[string]any{"message_id": id}); r.Status != http.StatusConflict {
 			t.Fatalf("failed → delivered = %d %s, want 409", r.Status, r.Raw)
 		}
+		// Failing again with another error changes nothing, and says so.
+		again := g.call(worker, "PUT", "/internal/messages/"+id+"/status", map[string]any{"status": "failed", "error": "another cause"})
+		if again.Status != http.StatusOK || again.Body["changed"] != false || again.Body["last_error"] != "number unreachable" {
+			t.Fatalf("repeated failed = %d %s, want 200, changed false and the first error", again.Status, again.Raw)
+		}
 		if g.metric(`msgbroker_messages_failed_total{client_id="proxy-f",reason="unreachable"}`) < 1 {
 			t.Error("the failure is not counted in msgbroker_messages_failed_total")
 		}
@@ -170,6 +178,17 @@ func TestInternalRejectsBadRequests(t *testing.T) {
 			{"bad status", worker, "PUT", "/internal/messages/" + knownID + "/status", map[string]any{"status": "sent"}, 400, "invalid_status"},
 			{"illegal transition", worker, "PUT", "/internal/messages/" + knownID + "/status", map[string]any{"status": "retrying"}, 409, "illegal_transition"},
 			{"bad reason", worker, "PUT", "/internal/messages/" + knownID + "/status", map[string]any{"status": "processing", "reason": "Not A Code"}, 400, "invalid_reason"},
+			{"invalid UTF-8", proxy, "POST", "/internal/messages/register", "{\"sender_number\":\"+4915200000000\",\"message_body\":\"caf\xe9\"}", 400, "invalid_utf8"},
+			{"lone surrogate", proxy, "POST", "/internal/messages/register", `{"sender_number":"+4915200000000","message_body":"\ud800"}`, 400, "lone_surrogate"},
+			{"duplicate key", proxy, "POST", "/internal/messages/register", `{"sender_number":"+4915200000000","message_body":"a","message_body":"b"}`, 400, "duplicate_key"},
+			{"key in upper case", proxy, "POST", "/internal/messages/register", `{"sender_number":"+4915200000000","MESSAGE_BODY":"x"}`, 400, "unknown_field"},
+			{"unknown key", proxy, "POST", "/internal/messages/register", `{"sender_number":"+4915200000000","message_body":"x","priority":1}`, 400, "unknown_field"},
+			{"metadata too deep", proxy, "POST", "/internal/messages/register", `{"sender_number":"+4915200000000","message_body":"x","metadata":` + strings.Repeat(`{"a":`, broker.MaxMetadataDepth+1) + "1" + strings.Repeat("}", broker.MaxMetadataDepth+1) + `}`, 400, "invalid_metadata"},
+			{"NUL in the body", proxy, "POST", "/internal/messages/register", registerBody("", "+4915200000000", "a\x00b"), 400, "control_character"},
+			{"NUL in metadata", proxy, "POST", "/internal/messages/register", map[string]any{"sender_number": "+4915200000000", "message_body": "x", "metadata": map[string]any{"k": "a\x00"}}, 400, "control_character"},
+			{"NUL in a status error", worker, "PUT", "/internal/messages/" + knownID + "/status", map[string]any{"status": "processing", "error": "smsc\x00down"}, 400, "control_character"},
+			{"unknown key in a status", worker, "PUT", "/internal/messages/" + knownID + "/status", `{"status":"processing","Reason":"x"}`, 400, "unknown_field"},
+			{"duplicate key in a delivery", worker, "POST", "/internal/messages/deliver", `{"message_id":"` + knownID + `","message_id":"` + knownID + `"}`, 400, "duplicate_key"},
 			{"wrong method", proxy, "GET", "/internal/messages/register", nil, 405, "method_not_allowed"},
 			{"unknown endpoint", proxy, "POST", "/internal/messages/purge", map[string]any{}, 404, "not_found"},
 		}
@@ -185,6 +204,50 @@ func TestInternalRejectsBadRequests(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestInternalRefusesBodiesThatAreNotJSON: only application/json (with an
+// optional charset=utf-8) is read; a form post or a body without a type is
+// a 415 before anything is parsed.
+func TestInternalRefusesBodiesThatAreNotJSON(t *testing.T) {
+	g := startGateway(t, "sqlite", "")
+	proxyCert, _ := g.issue("proxy-t", "proxy")
+	workerCert, _ := g.issue("worker-t", "worker")
+	proxy, worker := g.client(&proxyCert), g.client(&workerCert)
+	body := `{"sender_number":"+4915200000000","message_body":"x"}`
+	post := func(c *http.Client, method, path, contentType, body string) response {
+		t.Helper()
+		req, err := http.NewRequest(method, g.url(path), strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		out := response{Status: resp.StatusCode, Raw: raw}
+		_ = json.Unmarshal(raw, &out.Body)
+		return out
+	}
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=iso-8859-1", "application/jsonp"} {
+		if r := post(proxy, "POST", "/internal/messages/register", ct, body); r.Status != http.StatusUnsupportedMediaType || r.errorCode() != "unsupported_media_type" {
+			t.Errorf("register as %q = %d %s, want 415 unsupported_media_type", ct, r.Status, r.Raw)
+		}
+	}
+	if r := post(worker, "POST", "/internal/messages/deliver", "text/plain", `{"message_id":"`+uuid.NewString()+`"}`); r.Status != http.StatusUnsupportedMediaType {
+		t.Errorf("deliver as text/plain = %d %s, want 415", r.Status, r.Raw)
+	}
+	if r := post(worker, "PUT", "/internal/messages/"+uuid.NewString()+"/status", "text/plain", `{"status":"processing"}`); r.Status != http.StatusUnsupportedMediaType {
+		t.Errorf("status as text/plain = %d %s, want 415", r.Status, r.Raw)
+	}
+	if r := post(proxy, "POST", "/internal/messages/register", "application/json; charset=UTF-8", body); r.Status != http.StatusCreated {
+		t.Errorf("register as application/json; charset=UTF-8 = %d %s, want 201", r.Status, r.Raw)
+	}
 }
 
 // handshakeRefused asserts that the server ends the TLS handshake of a

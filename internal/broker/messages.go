@@ -19,6 +19,7 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/internal/phone"
+	"github.com/msgbroker/caddy-msgbroker/internal/strictjson"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -60,7 +61,7 @@ type Receipt struct {
 // failure an Invalid error naming the field.
 func DecodeRegister(data []byte, maxBodyChars int) (RegisterRequest, error) {
 	var req RegisterRequest
-	if err := decodeJSON(data, &req); err != nil {
+	if err := strictjson.Decode(data, &req); err != nil {
 		return req, err
 	}
 	return req, req.validate(maxBodyChars)
@@ -89,9 +90,6 @@ func (r *RegisterRequest) validate(maxBodyChars int) error {
 	if r.MessageBody == "" {
 		return apperr.New(apperr.Invalid, "missing_message_body", "message_body is required")
 	}
-	if !utf8.ValidString(r.MessageBody) {
-		return apperr.New(apperr.Invalid, "invalid_message_body", "message_body must be valid UTF-8")
-	}
 	if n := utf8.RuneCountInString(r.MessageBody); n > maxBodyChars {
 		return apperr.New(apperr.Invalid, "message_body_too_long", "message_body has %d characters; the limit is %d", n, maxBodyChars)
 	}
@@ -103,10 +101,12 @@ func (r *RegisterRequest) validate(maxBodyChars int) error {
 	return nil
 }
 
-// maxMetadataDepth is the deepest nesting metadata may have: MariaDB's JSON
-// type refuses more than 32 levels, and a request the database would
-// refuse must be refused here, as a 400, not fail as a 500.
-const maxMetadataDepth = 32
+// MaxMetadataDepth is the deepest nesting of objects and arrays metadata
+// may have. MariaDB's JSON type refuses 32 levels, and a request the
+// database would refuse must be refused here, as a 400, not fail as a 500;
+// 16 leaves room under MariaDB's limit and is far beyond what metadata
+// needs.
+const MaxMetadataDepth = 16
 
 // canonicalMetadata checks that metadata is an object (or absent/null) and
 // re-encodes it with sorted keys, so that a retried registration compares
@@ -123,8 +123,8 @@ func canonicalMetadata(raw json.RawMessage) (json.RawMessage, error) {
 	if err := dec.Decode(&obj); err != nil {
 		return nil, apperr.New(apperr.Invalid, "invalid_metadata", "metadata must be a JSON object")
 	}
-	if depth(obj) > maxMetadataDepth {
-		return nil, apperr.New(apperr.Invalid, "invalid_metadata", "metadata may nest at most %d levels", maxMetadataDepth)
+	if depth(obj) > MaxMetadataDepth {
+		return nil, apperr.New(apperr.Invalid, "invalid_metadata", "metadata may nest at most %d levels", MaxMetadataDepth)
 	}
 	var out strings.Builder
 	enc := json.NewEncoder(&out)
@@ -254,8 +254,9 @@ type State struct {
 	UpdatedAt   time.Time  `json:"updated_at"`
 	// ClientID is the proxy that registered the message.
 	ClientID string `json:"client_id"`
-	// Changed is false when the request repeated the current state.
-	Changed bool `json:"-"`
+	// Changed is false when the request changed nothing: it repeated the
+	// current state, so its error and reason were not recorded either.
+	Changed bool `json:"changed"`
 }
 
 const maxErrorChars = 1000
@@ -265,7 +266,7 @@ var reasonPattern = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
 // DecodeStatus parses and checks a status update.
 func DecodeStatus(data []byte) (StatusRequest, error) {
 	var req StatusRequest
-	if err := decodeJSON(data, &req); err != nil {
+	if err := strictjson.Decode(data, &req); err != nil {
 		return req, err
 	}
 	switch req.Status {
@@ -288,7 +289,7 @@ func DecodeStatus(data []byte) (StatusRequest, error) {
 // DecodeDeliver parses and checks a delivery confirmation.
 func DecodeDeliver(data []byte) (DeliverRequest, error) {
 	var req DeliverRequest
-	if err := decodeJSON(data, &req); err != nil {
+	if err := strictjson.Decode(data, &req); err != nil {
 		return req, err
 	}
 	id, err := ParseMessageID(req.MessageID)

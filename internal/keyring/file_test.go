@@ -1,6 +1,7 @@
 package keyring
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -167,5 +168,35 @@ func TestCheckPermissions(t *testing.T) {
 	}
 	if err := CheckPermissions(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: err = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestLoadAcceptsAFileOfExactlyTheMaximumSize: the limit is inclusive.
+func TestLoadAcceptsAFileOfExactlyTheMaximumSize(t *testing.T) {
+	k, err := Generate("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := NewKeyring(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := kr.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	padded := append(data, bytes.Repeat([]byte(" "), maxFileSize-len(data))...)
+	path := filepath.Join(t.TempDir(), "keyring.json")
+	if err := os.WriteFile(path, padded, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatalf("a file of exactly %d bytes: %v", maxFileSize, err)
+	}
+	if err := os.WriteFile(path, append(padded, ' '), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("a file one byte over the limit: %v", err)
 	}
 }

@@ -400,3 +400,33 @@ func TestGenerate(t *testing.T) {
 		}
 	})
 }
+
+// TestEnvelopeBoundaries: the shortest key id and the shortest envelope
+// (header, nonce and tag, empty plaintext) are structurally valid; one
+// byte less is malformed.
+func TestEnvelopeBoundaries(t *testing.T) {
+	k, err := Generate("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := NewKeyring(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := kr.Encrypt(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env) != 2+1+nonceSize+tagSize {
+		t.Fatalf("an empty plaintext gives %d bytes", len(env))
+	}
+	if id, err := KeyID(env); err != nil || id != "a" {
+		t.Fatalf("KeyID of the shortest envelope = %q, %v", id, err)
+	}
+	if plain, err := kr.Decrypt(env, nil); err != nil || len(plain) != 0 {
+		t.Fatalf("Decrypt = %q, %v", plain, err)
+	}
+	if _, err := KeyID(env[:len(env)-1]); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("one byte short: %v, want ErrDecrypt", err)
+	}
+}

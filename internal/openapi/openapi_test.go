@@ -143,11 +143,13 @@ func TestErrorCodesAreDocumented(t *testing.T) {
 		"internal_error", "service_unavailable", "not_found", "method_not_allowed",
 		"client_certificate_required", "wrong_role", "certificate_unknown", "certificate_revoked",
 		"certificate_expired", "certificate_mismatch", "request_too_large", "unreadable_body",
-		// broker/decode.go
-		"invalid_json", "invalid_field_type",
+		"unsupported_media_type",
+		// strictjson
+		"invalid_json", "invalid_utf8", "lone_surrogate", "duplicate_key", "unknown_field",
+		"control_character", "invalid_field_type",
 		// broker/messages.go
 		"invalid_message_id", "missing_sender_number", "invalid_sender_number", "missing_message_body",
-		"invalid_message_body", "message_body_too_long", "invalid_metadata", "keys_unavailable",
+		"message_body_too_long", "invalid_metadata", "keys_unavailable",
 		"message_id_conflict", "missing_status", "invalid_status", "error_too_long", "invalid_reason",
 		"missing_message_id", "message_not_found", "illegal_transition", "concurrent_update",
 	}

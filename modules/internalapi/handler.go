@@ -52,6 +52,7 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/certregistry"
 	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
+	"github.com/msgbroker/caddy-msgbroker/internal/strictjson"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
@@ -222,8 +223,14 @@ func certificateError(err error) error {
 	return httpapi.Unavailable(err)
 }
 
-// readBody reads the request body up to the app's limit.
+// readBody reads the request body up to the app's limit. Only JSON is
+// read: a body sent as anything else was meant for another server or
+// encoded in a way we would misread.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); !strictjson.IsJSONContentType(ct) {
+		return nil, httpapi.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"the request body must be sent as Content-Type: application/json, not %q", ct)
+	}
 	limit := h.app.MaxRequestBytes
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooLarge *http.MaxBytesError
