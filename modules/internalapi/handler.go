@@ -36,6 +36,7 @@
 package internalapi
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"io"
@@ -64,8 +65,10 @@ func init() {
 // Handler serves the internal API. It has no configuration of its own: the
 // limits are the msgbroker app's (max_request_bytes, max_body_chars).
 type Handler struct {
-	app    *msgbroker.App
-	logger *zap.Logger
+	app *msgbroker.App
+	// services is app.Services; a field so a test can make it fail.
+	services func(context.Context) (*msgbroker.Services, error)
+	logger   *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -83,6 +86,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app
+	h.services = app.Services
 	h.logger = ctx.Logger()
 	return nil
 }
@@ -182,7 +186,7 @@ func (h *Handler) authorize(r *http.Request, role string) (certregistry.Entry, e
 		return certregistry.Entry{}, apperr.New(apperr.Unauthenticated, "client_certificate_required",
 			"the internal API needs a client certificate issued by the broker's CA")
 	}
-	svcs, err := h.app.Services(r.Context())
+	svcs, err := h.services(r.Context())
 	if err != nil {
 		return certregistry.Entry{}, httpapi.Unavailable(err)
 	}
@@ -228,7 +232,7 @@ func certificateError(err error) error {
 // encoded in a way we would misread.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); !strictjson.IsJSONContentType(ct) {
-		return nil, httpapi.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		return nil, apperr.New(apperr.UnsupportedMediaType, "unsupported_media_type",
 			"the request body must be sent as Content-Type: application/json, not %q", ct)
 	}
 	limit := h.app.MaxRequestBytes
@@ -253,7 +257,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, client certre
 	if err != nil {
 		return err
 	}
-	svcs, err := h.app.Services(r.Context())
+	svcs, err := h.services(r.Context())
 	if err != nil {
 		return httpapi.Unavailable(err)
 	}
@@ -281,7 +285,7 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, client certreg
 	if err != nil {
 		return err
 	}
-	svcs, err := h.app.Services(r.Context())
+	svcs, err := h.services(r.Context())
 	if err != nil {
 		return httpapi.Unavailable(err)
 	}
@@ -308,7 +312,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, client certregi
 	if err != nil {
 		return err
 	}
-	svcs, err := h.app.Services(r.Context())
+	svcs, err := h.services(r.Context())
 	if err != nil {
 		return httpapi.Unavailable(err)
 	}

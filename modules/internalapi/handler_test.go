@@ -1,13 +1,18 @@
 package internalapi
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
+	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
 // TestAuthorizeWithoutAVerifiedCertificateIs401: on a listener that does
@@ -20,9 +25,29 @@ func TestAuthorizeWithoutAVerifiedCertificateIs401(t *testing.T) {
 	unverified.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{}}}
 	for name, r := range map[string]*http.Request{"plain HTTP": plain, "unverified certificate": unverified} {
 		_, err := (&Handler{}).authorize(r, "proxy")
-		if e := httpapi.AsError(err); e.Status != http.StatusUnauthorized || e.Code != "client_certificate_required" {
-			t.Errorf("%s: %v, want 401 client_certificate_required", name, err)
+		if e, ok := apperr.As(err); !ok || e.Kind != apperr.Unauthenticated || e.Code != "client_certificate_required" {
+			t.Errorf("%s: %v, want Unauthenticated client_certificate_required", name, err)
 		}
+	}
+}
+
+// TestAuthorizeWithoutServicesIs503: a verified certificate cannot be
+// checked while the app's services (and so the registry) are not ready;
+// the answer is a 503 to retry, never a pass.
+func TestAuthorizeWithoutServicesIs503(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/internal/messages/register", nil)
+	leaf := &x509.Certificate{}
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf}}}
+	h := &Handler{services: func(context.Context) (*msgbroker.Services, error) {
+		return nil, errors.New("msgbroker app is not ready: database down")
+	}}
+	_, err := h.authorize(r, "proxy")
+	rec := httptest.NewRecorder()
+	if status := httpapi.WriteError(rec, err); status != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("authorize without services = %v rendered %d, want 503 with Retry-After", err, status)
+	}
+	if strings.Contains(rec.Body.String(), "database down") {
+		t.Fatalf("the 503 leaks its cause: %s", rec.Body)
 	}
 }
 
