@@ -8,7 +8,7 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
-// Stats are the system statistics of the seed's `stats` command and of
+// Stats are the system statistics of the `stats` command and of
 // GET /admin/stats.
 type Stats struct {
 	Messages    MessageStats `json:"messages"`

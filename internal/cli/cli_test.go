@@ -200,7 +200,7 @@ func TestCLICountUsesThousandsSeparators(t *testing.T) {
 	}
 }
 
-func TestCLIStatsTextHasTheSeedsLayout(t *testing.T) {
+func TestCLIStatsTextHasTheOriginalLayout(t *testing.T) {
 	s := broker.Stats{
 		Messages: broker.MessageStats{Total: 12345, Queued: 234, Delivered: 12000, Failed: 111, Last24h: 1456, Last7d: 9876},
 		Clients:  broker.ClientStats{Total: 45, Active: 42, Revoked: 3},

@@ -160,7 +160,7 @@ func foreignCertificate(t *testing.T) tls.Certificate {
 func TestTrustPoolTakesNoOptions(t *testing.T) {
 	for name, c := range map[string]struct{ pool, want string }{
 		"argument": {"trust_pool msgbroker local", "Caddyfile:4"},
-		"block":    {"trust_pool msgbroker {\n\t\t\t\tauthority local\n\t\t\t}", "msgbroker takes no options; the CA is the ca option of the msgbroker global option, at Caddyfile:5"},
+		"block":    {"trust_pool msgbroker {\n\t\t\t\tauthority local\n\t\t\t}", "trust_pool msgbroker takes no options, got 'authority' (the CA is the ca option of the msgbroker global option), at Caddyfile:5"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			pool := c.pool

@@ -1,5 +1,5 @@
 // Command proxy is an example proxy: it registers a message with the
-// broker over mutual TLS, as the seed's proxy does when it enqueues one.
+// broker over mutual TLS, as a proxy does when it enqueues one.
 //
 //	./caddy msgbroker cert issue proxy-1 --role proxy --out ./certs --config Caddyfile.example
 //	go run ./examples/clients/proxy -client proxy-1 -number +4915200000000 -body "hello"
