@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -32,26 +31,10 @@ func (g *gateway) health() (int, string, string) {
 	return resp.StatusCode, report.Components["database"], report.Details["database"]
 }
 
-// mountSmallFilesystem mounts a tmpfs of size for the test; it needs root,
-// and skips without it unless services are required (CI runs as root).
-func mountSmallFilesystem(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("cannot mount a small tmpfs (needs root): %v: %s", err, out)
-		if os.Getenv(storagetest.EnvRequireServices) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
 // A full disk answers 503 with Retry-After (never 500), /health reports the
 // database unhealthy, and both recover without a restart once space returns.
 func TestFullDiskAnswers503AndRecovers(t *testing.T) {
-	dir := mountSmallFilesystem(t, "4m")
+	dir := storagetest.SmallFilesystem(t, "4m")
 	g := startGatewayWith(t, "database sqlite "+filepath.Join(dir, "broker.db"), "")
 	cert, _ := g.issue("proxy-disk", "proxy")
 	client := g.client(&cert)
@@ -59,16 +42,7 @@ func TestFullDiskAnswers503AndRecovers(t *testing.T) {
 		t.Fatalf("/health before = %d, database %s", status, db)
 	}
 
-	filler, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for chunk := make([]byte, 64<<10); ; {
-		if _, err := filler.Write(chunk); err != nil {
-			break
-		}
-	}
-	filler.Close()
+	storagetest.FillDisk(t, filepath.Join(dir, "filler"))
 
 	var full response
 	for i := 0; i < 2000; i++ {

@@ -2,9 +2,7 @@ package storage_test
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -80,11 +78,11 @@ func TestReadOnlySQLiteIsUnavailableNotInternal(t *testing.T) {
 // A full disk makes writes Unavailable, and writes work again as soon as
 // space returns, without reopening anything.
 func TestFullDiskIsUnavailableAndRecovers(t *testing.T) {
-	dir := smallFilesystem(t, "2m")
+	dir := storagetest.SmallFilesystem(t, "2m")
 	s := openSQLiteAt(t, filepath.Join(dir, "broker.db"))
 	ctx := testContext(t)
 	filler := filepath.Join(dir, "filler")
-	fillDisk(t, filler)
+	storagetest.FillDisk(t, filler)
 
 	var err error
 	for i := 0; i < 10000 && err == nil; i++ {
@@ -106,38 +104,5 @@ func TestFullDiskIsUnavailableAndRecovers(t *testing.T) {
 	}
 	if err := s.Messages.Insert(ctx, newMessage(20000, "c1", "queued")); err != nil {
 		t.Fatalf("insert after space returned: %v", err)
-	}
-}
-
-// smallFilesystem mounts a tmpfs of the given size for the test. Mounting
-// needs root; without it the test skips, or fails when services are
-// required (CI runs as root).
-func smallFilesystem(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("cannot mount a small tmpfs (needs root): %v: %s", err, out)
-		if os.Getenv(storagetest.EnvRequireServices) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// fillDisk writes path until the file system is full.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			break
-		}
 	}
 }

@@ -354,6 +354,7 @@ func TestUpdateStatusGivesUpAfterLosingEveryRace(t *testing.T) {
 		msgs, store := newMessages(t, db)
 		id := register(t, msgs, storage.MessageProcessing)
 		racer := &racingWorker{db: db, messageID: id}
+		//lint:ignore SA1019 the hook must see the queries of services already built on db; WithQueryHook would return another handle
 		db.AddQueryHook(racer)
 		_, err := msgs.UpdateStatus(context.Background(), id, broker.StatusRequest{Status: storage.MessageRetrying, Error: "mine"})
 		wantKind(t, err, apperr.Conflict, "concurrent_update")

@@ -49,7 +49,8 @@ type request struct {
 	Count    int               `json:"count,omitempty"`
 	Plain    string
 	Skipped  string `json:"-"`
-	hidden   string
+	//lint:ignore U1000 an unexported field, which decoding must ignore like encoding/json does
+	hidden string
 }
 
 // TestDecodeChecksKeysAtEveryStructLevel: nested structs, pointers to them
