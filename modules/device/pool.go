@@ -158,4 +158,3 @@ func (h *Handler) redisDB(base *redis.Client, db *int, def int) (*redis.Client, 
 		return c, c.Close, nil
 	})
 }
-
