@@ -23,6 +23,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/msgbroker/caddy-msgbroker/internal/apivalidate"
 	"github.com/msgbroker/caddy-msgbroker/internal/devicecrypto"
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 	"github.com/msgbroker/caddy-msgbroker/storage"
@@ -78,7 +79,7 @@ http://127.0.0.1:%[2]d {
 
 func post(t *testing.T, api string, form url.Values) (int, string) {
 	t.Helper()
-	resp, err := http.PostForm(api, form)
+	resp, err := apivalidate.Client(t, &http.Client{Timeout: 20 * time.Second}).PostForm(api, form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +283,7 @@ func TestDeviceAcceptsMultipartForms(t *testing.T) {
 	_ = mw.WriteField("key", key)
 	_ = mw.WriteField("status", "on")
 	_ = mw.Close()
-	resp, err := http.Post(api, mw.FormDataContentType(), &buf)
+	resp, err := apivalidate.Client(t, &http.Client{}).Post(api, mw.FormDataContentType(), &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +296,7 @@ func TestDeviceAcceptsMultipartForms(t *testing.T) {
 
 func TestDeviceAnswers503WhenRedisIsDown(t *testing.T) {
 	api := gateway(t, fmt.Sprintf("127.0.0.1:%d", testcaddy.FreePort(t)), "store redis")
-	client := &http.Client{Timeout: 20 * time.Second}
+	client := apivalidate.Client(t, &http.Client{Timeout: 20 * time.Second})
 	resp, err := client.PostForm(api, url.Values{"key": {key}, "status": {"on"}})
 	if err != nil {
 		t.Fatal(err)
