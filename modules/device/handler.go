@@ -47,7 +47,6 @@ package device
 
 import (
 	"crypto/ecdh"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"database/sql"
@@ -137,6 +136,7 @@ type Handler struct {
 	padding devicecrypto.Padding
 	keys    *devicecrypto.KeyPool
 	wpDB    *sql.DB
+	parsed  *keyCache
 	leases  []string
 
 	mu *sync.Mutex
@@ -179,6 +179,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app, h.logger, h.mu = app, ctx.Logger(), new(sync.Mutex)
+	h.parsed = newKeyCache(10000)
 	h.applyDefaults()
 	if err := h.Validate(); err != nil {
 		return err
@@ -514,9 +515,8 @@ func (h *Handler) open(sess *sessions.Session, req *request) ([]byte, string, in
 	if err != nil {
 		return nil, "", codeMalformed
 	}
-	key, err := x509.ParsePKCS8PrivateKey(sess.PrivateKey)
-	priv, ok := key.(*rsa.PrivateKey)
-	if err != nil || !ok {
+	priv, err := h.parsed.get(req.key, sess.PrivateKey)
+	if err != nil {
 		return nil, "", codeUndecryptable
 	}
 	plaintext, err := h.padding.Open(priv, env)
