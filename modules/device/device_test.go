@@ -44,12 +44,23 @@ var (
 // built-in directory.
 func gateway(t *testing.T, redisAddr, options string) string {
 	t.Helper()
+	_, api := startGateway(t, redisAddr, options)
+	return api
+}
+
+// startGateway is gateway that also returns the config maker, for reloads.
+func startGateway(t *testing.T, redisAddr, options string) (reload func(options string), api string) {
+	t.Helper()
 	dir, port := t.TempDir(), testcaddy.FreePort(t)
-	redis := ""
-	if redisAddr != "" {
-		redis = "redis " + redisAddr
-	}
-	testcaddy.Start(t, fmt.Sprintf(`{
+	config := func(options string) string {
+		if !strings.Contains(options, "key_pool") {
+			options += "\nkey_pool 2"
+		}
+		redis := ""
+		if redisAddr != "" {
+			redis = "redis " + redisAddr
+		}
+		return fmt.Sprintf(`{
 	msgbroker {
 		database sqlite %[1]s/msgbroker.db
 		dev_keys %[1]s/secrets
@@ -60,21 +71,31 @@ func gateway(t *testing.T, redisAddr, options string) string {
 http://127.0.0.1:%[2]d {
 	handle /api {
 		msgbroker_device {
-			key_pool 2
 			%[4]s
 		}
 	}
 }
-`, dir, port, redis, options))
+`, dir, port, redis, options)
+	}
+	srv := testcaddy.Start(t, config(options))
+	reload = func(options string) {
+		if err := srv.Reload(config(options)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	db, err := storage.Open(context.Background(), storage.Config{Driver: storage.DriverSQLite, DSN: filepath.Join(dir, "msgbroker.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := storage.New(db).Devices.Add(context.Background(), &storage.Device{UserID: user, DeviceID: device, Name: `Anna's "phone" <1>`}); err != nil {
-		t.Fatal(err)
+	// The device the tests use, and four more for tests that open
+	// several sessions.
+	for _, id := range []string{device, device + "-0", device + "-1", device + "-2", device + "-3"} {
+		if err := storage.New(db).Devices.Add(context.Background(), &storage.Device{UserID: user, DeviceID: id, Name: `Anna's "phone" <1>`}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	return reload, fmt.Sprintf("http://127.0.0.1:%d/api", port)
 }
 
 func post(t *testing.T, api string, form url.Values) (int, string) {

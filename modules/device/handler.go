@@ -137,7 +137,10 @@ type Handler struct {
 	keys    *devicecrypto.KeyPool
 	wpDB    *sql.DB
 	parsed  *keyCache
-	leases  []string
+	// memSessions and memMessages are the in-process stores (store memory).
+	memSessions sessions.Store
+	memMessages sessions.MessageStore
+	leases      []string
 
 	mu *sync.Mutex
 	rt *runtime
@@ -192,6 +195,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.Directory == "wordpress" {
 		if h.wpDB, err = h.acquireWordPress(); err != nil {
+			return err
+		}
+	}
+	if h.Store == "memory" {
+		if err := h.acquireMemoryStores(); err != nil {
 			return err
 		}
 	}

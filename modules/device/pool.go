@@ -84,6 +84,24 @@ func (h *Handler) acquireWordPress() (*sql.DB, error) {
 	})
 }
 
+// acquireMemoryStores takes the in-process stores at provisioning, so the
+// new config holds them before a reload cleans up the old one (taken at
+// the first request, they were dropped with the old config and every
+// session ended at each reload).
+func (h *Handler) acquireMemoryStores() error {
+	ttl, msgTTL := time.Duration(h.SessionTTL), time.Duration(h.MessageTTL)
+	var err error
+	if h.memSessions, err = acquire(h, fmt.Sprintf("memory-sessions|%s", ttl), func() (sessions.Store, func() error, error) {
+		return sessions.NewMemory(ttl), nil, nil
+	}); err != nil {
+		return err
+	}
+	h.memMessages, err = acquire(h, fmt.Sprintf("memory-messages|%s|%d", msgTTL, h.MemoryMessages), func() (sessions.MessageStore, func() error, error) {
+		return sessions.NewMemoryMessages(msgTTL, h.MemoryMessages), nil, nil
+	})
+	return err
+}
+
 // runtime builds, once the app's services are ready, the directory and
 // the stores. A failure (the app not started yet) is retried at the next
 // request.
@@ -106,16 +124,7 @@ func (h *Handler) runtime(ctx context.Context) (*runtime, error) {
 	}
 	ttl, msgTTL := time.Duration(h.SessionTTL), time.Duration(h.MessageTTL)
 	if h.Store == "memory" {
-		if rt.sessions, err = acquire(h, fmt.Sprintf("memory-sessions|%s", ttl), func() (sessions.Store, func() error, error) {
-			return sessions.NewMemory(ttl), nil, nil
-		}); err != nil {
-			return nil, err
-		}
-		if rt.messages, err = acquire(h, fmt.Sprintf("memory-messages|%s|%d", msgTTL, h.MemoryMessages), func() (sessions.MessageStore, func() error, error) {
-			return sessions.NewMemoryMessages(msgTTL, h.MemoryMessages), nil, nil
-		}); err != nil {
-			return nil, err
-		}
+		rt.sessions, rt.messages = h.memSessions, h.memMessages
 	} else {
 		base, ok := svcs.Redis.(*redis.Client)
 		if !ok || base == nil {
