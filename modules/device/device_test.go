@@ -48,6 +48,9 @@ func gateway(t *testing.T, redisAddr, options string) string {
 	return api
 }
 
+// lastServer is the Caddy the last startGateway started.
+var lastServer *testcaddy.Server
+
 // startGateway is gateway that also returns the config maker, for reloads.
 func startGateway(t *testing.T, redisAddr, options string) (reload func(options string), api string) {
 	t.Helper()
@@ -78,6 +81,7 @@ http://127.0.0.1:%[2]d {
 `, dir, port, redis, options)
 	}
 	srv := testcaddy.Start(t, config(options))
+	lastServer = srv
 	reload = func(options string) {
 		if err := srv.Reload(config(options)); err != nil {
 			t.Fatal(err)

@@ -78,3 +78,29 @@ func TestDeviceSessionsSurviveAReload(t *testing.T) {
 	expect(t, api, url.Values{"key": {key}, "message": {sealed(t, pub, "after")}}, 200, `{"message": "delivered", "code": 0}`)
 	expect(t, api, url.Values{"key": {key}, "status": {"on"}}, 200, `{"message": "already auth", "code": 1}`)
 }
+
+// TestDeviceMetrics checks the device series on Caddy's metrics endpoint.
+func TestDeviceMetrics(t *testing.T) {
+	api := gateway(t, "", "")
+	pub := auth(t, api)
+	expect(t, api, url.Values{"key": {key}, "message": {sealed(t, pub, "metrics "+t.Name())}}, 200, `{"message": "delivered", "code": 0}`)
+	expect(t, api, url.Values{"key": {key}, "message": {`{"encryptedKey":"AAAA","iv":"AAAAAAAAAAAAAAAAAAAAAA==","ciphertext":"AAAAAAAAAAAAAAAAAAAAAA==","minute":1}`}}, 400, `{"message": "undecryptable message", "code": 6}`)
+	status, body, err := lastServer.AdminGet("/metrics")
+	if err != nil || status != 200 {
+		t.Fatalf("metrics: %d %v", status, err)
+	}
+	for _, series := range []string{
+		"msgbroker_device_sessions_active 1",
+		"msgbroker_device_key_pool_depth ",
+		"msgbroker_device_key_pool_refills_total ",
+		"msgbroker_device_key_pool_misses_total ",
+		"msgbroker_device_sessions_opened_total ",
+		`msgbroker_device_messages_total{result="delivered"} `,
+		`msgbroker_device_messages_total{result="rejected"} `,
+		"msgbroker_device_decryption_failures_total ",
+	} {
+		if !strings.Contains(string(body), "\n"+series) {
+			t.Errorf("no %q in the metrics", series)
+		}
+	}
+}
