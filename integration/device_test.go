@@ -62,7 +62,8 @@ func addDevices(t *testing.T, db *bun.DB, devices ...string) {
 }
 
 // TestDeviceExampleClientCompletesSessions builds the example device and
-// runs it, in RSA and in HPKE mode, against a gateway with the in-process
+// runs it, in RSA and in HPKE mode, and the browser example (under Node,
+// when installed), against a gateway with the in-process
 // store and one with Redis, whose stream must then hold every message.
 func TestDeviceExampleClientCompletesSessions(t *testing.T) {
 	if testing.Short() {
@@ -73,17 +74,29 @@ func TestDeviceExampleClientCompletesSessions(t *testing.T) {
 		t.Fatalf("building the example device: %v\n%s", err, out)
 	}
 	suffix := strings.ToLower(rand.Text()[:8])
-	rsaDevice, hpkeDevice := "rsa-"+suffix, "hpke-"+suffix
+	rsaDevice, hpkeDevice, jsDevice := "rsa-"+suffix, "hpke-"+suffix, "js-"+suffix
+	_, nodeErr := exec.LookPath("node")
 	run := func(t *testing.T, api string) {
-		for _, c := range []struct{ device, mode string }{{rsaDevice, "rsa"}, {hpkeDevice, "hpke"}} {
-			out, err := exec.Command(client, "-api", api, "-key", deviceUser+c.device, "-mode", c.mode, "-n", "3").CombinedOutput()
+		for _, c := range []struct{ device, mode string }{{rsaDevice, "rsa"}, {hpkeDevice, "hpke"}, {jsDevice, "js"}} {
+			var cmd *exec.Cmd
+			switch {
+			case c.mode != "js":
+				cmd = exec.Command(client, "-api", api, "-key", deviceUser+c.device, "-mode", c.mode, "-n", "3")
+			case nodeErr == nil:
+				// The browser client's code, run by Node's WebCrypto.
+				cmd = exec.Command("node", "../examples/clients/device/browser/node.mjs", api, deviceUser+c.device, "3")
+			default:
+				t.Log("node is not installed: the browser client is not run")
+				continue
+			}
+			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "message 3: duplicate") || !strings.HasSuffix(string(out), "session closed\n") {
 				t.Fatalf("%s: %v\n%s", c.mode, err, out)
 			}
 		}
 	}
 	t.Run("memory", func(t *testing.T) {
-		run(t, deviceGateway(t, "", "key_pool 2", rsaDevice, hpkeDevice))
+		run(t, deviceGateway(t, "", "key_pool 2", rsaDevice, hpkeDevice, jsDevice))
 	})
 	t.Run("redis", func(t *testing.T) {
 		addr := storagetest.Redis(t)
@@ -98,10 +111,14 @@ func TestDeviceExampleClientCompletesSessions(t *testing.T) {
 			}
 		})
 		api := deviceGateway(t, "redis "+addr, fmt.Sprintf("key_pool 2\nstore redis\nsessions_db 14\nmessages_db 15\nmessage_prefix %[1]s\nstream %[1]sstream", prefix),
-			rsaDevice, hpkeDevice)
+			rsaDevice, hpkeDevice, jsDevice)
 		run(t, api)
 		entries, err := messages.XRange(context.Background(), prefix+"stream", "-", "+").Result()
-		if err != nil || len(entries) != 6 {
+		want := 6
+		if nodeErr == nil {
+			want = 9
+		}
+		if err != nil || len(entries) != want {
 			t.Fatalf("stream: %d entries, %v", len(entries), err)
 		}
 		for _, e := range entries {
@@ -110,7 +127,7 @@ func TestDeviceExampleClientCompletesSessions(t *testing.T) {
 				t.Fatal(err)
 			}
 			stored := messages.Get(context.Background(), prefix+r.ID).Val()
-			if r.UserID != deviceUser || !strings.HasPrefix(r.Data, `{"reading": `) || stored != e.Values["record"] || len(r.ID) != 64 {
+			if r.UserID != deviceUser || !strings.HasPrefix(r.Data, `{"reading":`) || stored != e.Values["record"] || len(r.ID) != 64 {
 				t.Errorf("record %+v, stored %s", r, stored)
 			}
 		}
