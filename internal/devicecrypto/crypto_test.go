@@ -290,7 +290,7 @@ func TestOpenDecryptsWhatPythonCryptographyEncrypts(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	for _, tc := range []struct {
+	cases := []struct {
 		mode     string
 		padding  Padding
 		keyBytes string
@@ -300,22 +300,31 @@ func TestOpenDecryptsWhatPythonCryptographyEncrypts(t *testing.T) {
 		{"oaep-sha1", mustPadding(t, OAEPSHA1, "", 0), "24"},
 		{"oaep-sha256-mgf1-sha1", mustPadding(t, OAEPSHA256, "sha1", 0), "32"},
 		{"pkcs1v15", mustPadding(t, PKCS1v15, "", 32), "32"},
-	} {
-		plaintext := "{\"temp\": 21.5, \"note\": \"grüße\"} " + tc.mode
-		cmd := exec.Command("python3", "testdata/device_encrypt.py", tc.mode, tc.keyBytes, "29381234")
-		cmd.Stdin = bytes.NewReader(pub)
-		cmd.Env = append(os.Environ(), "PLAINTEXT="+plaintext)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s: %v", tc.mode, err)
-		}
-		env, err := ParseEnvelope(bytes.TrimSpace(out), 0)
+	}
+	args := []string{"testdata/device_encrypt.py", "29381234"}
+	for _, tc := range cases {
+		args = append(args, tc.mode+":"+tc.keyBytes)
+	}
+	const text = "{\"temp\": 21.5, \"note\": \"grüße\"}"
+	cmd := exec.Command("python3", args...)
+	cmd.Stdin = bytes.NewReader(pub)
+	cmd.Env = append(os.Environ(), "PLAINTEXT="+text)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(cases) {
+		t.Fatalf("python wrote %d envelopes, want %d", len(lines), len(cases))
+	}
+	for i, tc := range cases {
+		env, err := ParseEnvelope([]byte(lines[i]), 0)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.mode, err)
 		}
 		got, err := tc.padding.Open(key(t), env)
-		if err != nil || string(got) != plaintext || env.Minute != "29381234" {
+		if want := text + " " + tc.mode; err != nil || string(got) != want || env.Minute != "29381234" {
 			t.Errorf("%s/%s: got %q (minute %q), %v", tc.mode, tc.keyBytes, got, env.Minute, err)
 		}
 	}
