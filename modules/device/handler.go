@@ -187,6 +187,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	if h.Store == "redis" && app.Redis == nil {
+		return errors.New("msgbroker_device: store redis needs the redis setting of the msgbroker global option")
+	}
 	if h.padding, err = devicecrypto.ParsePadding(h.Padding, h.MGF1Hash, h.AESKeySize); err != nil {
 		return fmt.Errorf("msgbroker_device: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/devicecrypto"
+	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 )
 
 // TestDeviceDecryptsWithTheConfiguredPaddingOnly sends, for each padding
@@ -102,5 +103,30 @@ func TestDeviceMetrics(t *testing.T) {
 		if !strings.Contains(string(body), "\n"+series) {
 			t.Errorf("no %q in the metrics", series)
 		}
+	}
+}
+
+// TestDeviceRedisStoreNeedsTheAppsRedis refuses the config at load, not at
+// the first request.
+func TestDeviceRedisStoreNeedsTheAppsRedis(t *testing.T) {
+	srv := testcaddy.Start(t, fmt.Sprintf("{\n}\nhttp://127.0.0.1:%d {\n\trespond ok\n}\n", testcaddy.FreePort(t)))
+	cfg, err := srv.Adapt(fmt.Sprintf(`{
+	msgbroker {
+		database sqlite %s/broker.db
+		dev_keys %[1]s/secrets
+	}
+}
+
+http://127.0.0.1:%d {
+	msgbroker_device {
+		store redis
+	}
+}
+`, t.TempDir(), testcaddy.FreePort(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.PostLoad(cfg); err == nil || !strings.Contains(err.Error(), "store redis needs the redis setting") {
+		t.Errorf("load: %v", err)
 	}
 }
