@@ -31,6 +31,8 @@ const (
 	codeUnavailable = 8
 	// codeBadMode: mode is neither rsa nor hpke.
 	codeBadMode = 9
+	// codeStale: minute_window is set and the minute is outside it.
+	codeStale = 10
 )
 
 // writeAnswer writes the answer in the original server's exact form:

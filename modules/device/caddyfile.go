@@ -35,6 +35,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"key_pool":         caddyfileutil.Int(&h.KeyPool),
 		"max_failures":     caddyfileutil.Int(&h.MaxFailures),
 		"max_message_size": caddyfileutil.Size(&h.MaxMessageSize, 16<<20),
+		"minute_window":    caddyfileutil.Duration(&h.MinuteWindow),
 	})
 }
 

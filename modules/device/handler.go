@@ -32,6 +32,7 @@
 //		key_pool         32            # keys generated ahead
 //		max_failures     5             # failed decryptions that close a session
 //		max_message_size 64KiB         # decoded ciphertext limit
+//		minute_window    0             # e.g. 10m: refuse minutes (since the Unix epoch) further off
 //	}
 //
 //	directory wordpress {
@@ -56,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -130,6 +132,11 @@ type Handler struct {
 	MaxFailures int `json:"max_failures,omitempty"`
 	// MaxMessageSize bounds a message's decoded ciphertext (default 64KiB).
 	MaxMessageSize int64 `json:"max_message_size,omitempty"`
+	// MinuteWindow, if set, refuses messages whose minute (then required
+	// to be minutes since the Unix epoch, as the example clients send) is
+	// further than this from the gateway's clock: a replay of an old
+	// message is refused even after its record has expired.
+	MinuteWindow caddy.Duration `json:"minute_window,omitempty"`
 
 	app     *msgbroker.App
 	logger  *zap.Logger
@@ -255,6 +262,8 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("msgbroker_device: store must be memory or redis, got %q", h.Store)
 	case h.SessionTTL < caddy.Duration(time.Second):
 		return errors.New("msgbroker_device: session_ttl must be at least 1s")
+	case h.MinuteWindow != 0 && h.MinuteWindow < caddy.Duration(time.Minute):
+		return errors.New("msgbroker_device: minute_window must be at least 1m")
 	case h.MessageTTL < 0:
 		return errors.New("msgbroker_device: message_ttl must not be negative")
 	case h.MaxFailures < 1:
@@ -487,6 +496,11 @@ func (h *Handler) message(w http.ResponseWriter, r *http.Request, rt *runtime, r
 		writeAnswer(w, http.StatusBadRequest, "undecryptable message", codeUndecryptable, nil)
 		return
 	}
+	if !h.inWindow(minute, time.Now()) {
+		metrics.messages.WithLabelValues("rejected").Inc()
+		writeAnswer(w, http.StatusBadRequest, "stale message", codeStale, nil)
+		return
+	}
 	sum := sha256.Sum256(plaintext)
 	rec := &sessions.Record{ID: hex.EncodeToString(sum[:]), UserID: sess.UserID, DeviceID: sess.DeviceID,
 		Minute: minute, ReceivedAt: time.Now().UTC(), Data: string(plaintext)}
@@ -503,6 +517,20 @@ func (h *Handler) message(w http.ResponseWriter, r *http.Request, rt *runtime, r
 	metrics.messages.WithLabelValues("delivered").Inc()
 	h.logger.Debug("device message delivered", zap.String("user", sess.UserID), zap.String("device", sess.DeviceID), zap.String("id", rec.ID))
 	writeAnswer(w, http.StatusOK, "delivered", codeOK, nil)
+}
+
+// inWindow reports whether minute is acceptable at now.
+func (h *Handler) inWindow(minute string, now time.Time) bool {
+	if h.MinuteWindow == 0 {
+		return true
+	}
+	m, err := strconv.ParseInt(minute, 10, 64)
+	if err != nil {
+		return false
+	}
+	window := int64(time.Duration(h.MinuteWindow) / time.Minute)
+	diff := now.Unix()/60 - m
+	return diff >= -window && diff <= window
 }
 
 // open parses and decrypts the message in the session's mode.

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/devicecrypto"
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
@@ -128,5 +129,33 @@ http://127.0.0.1:%d {
 	}
 	if err := srv.PostLoad(cfg); err == nil || !strings.Contains(err.Error(), "store redis needs the redis setting") {
 		t.Errorf("load: %v", err)
+	}
+}
+
+// TestDeviceRefusesMinutesOutsideTheWindow sends minutes inside and outside
+// minute_window 2m, far enough from its edges that the clock moving on to
+// the next minute during the test changes nothing.
+func TestDeviceRefusesMinutesOutsideTheWindow(t *testing.T) {
+	api := gateway(t, "", "minute_window 2m")
+	pub := auth(t, api)
+	p, _ := devicecrypto.ParsePadding("", "", 0)
+	now := time.Now().Unix() / 60
+	for _, tc := range []struct {
+		minute int64
+		want   string
+	}{
+		{now, `{"message": "delivered", "code": 0}`},
+		{now - 1, `{"message": "delivered", "code": 0}`},
+		{now + 1, `{"message": "delivered", "code": 0}`},
+		{now - 4, `{"message": "stale message", "code": 10}`},
+		{now + 4, `{"message": "stale message", "code": 10}`},
+	} {
+		msg, err := p.Seal(pub, 32, fmt.Appendf(nil, "at %d", tc.minute), tc.minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, got := post(t, api, url.Values{"key": {key}, "message": {string(msg)}}); got != tc.want {
+			t.Errorf("minute now%+d: %s, want %s", tc.minute-now, got, tc.want)
+		}
 	}
 }
