@@ -88,10 +88,13 @@ func TestOperationsAreComplete(t *testing.T) {
 					continue
 				}
 				schema := media.Schema.Value
-				// Two answers are exempt: the 503 of /health is a health
-				// report, not an error, and this document is open by nature.
+				// Three answers are exempt: the 503 of /health is a health
+				// report, not an error; this document is open by nature; and
+				// the device channel answers errors in the original device
+				// server's shape, which existing devices parse.
 				if refersTo(media.Schema, "#/components/schemas/HealthReport") && status == "503" ||
-					refersTo(media.Schema, "#/components/schemas/OpenAPIDocument") {
+					refersTo(media.Schema, "#/components/schemas/OpenAPIDocument") ||
+					refersTo(media.Schema, "#/components/schemas/DeviceAnswer") {
 					continue
 				}
 				if strings.HasPrefix(status, "4") || strings.HasPrefix(status, "5") {
@@ -228,3 +231,4 @@ func TestJSONIsTheYAMLInOrder(t *testing.T) {
 		t.Error("JSON() or YAML() returned shared memory")
 	}
 }
+
