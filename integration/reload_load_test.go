@@ -14,16 +14,24 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
+// maxReloadTransportErrors bounds the requests a reload may drop without an
+// answer. Caddy hands the listener to the new config and shuts the old
+// server down gracefully: HTTP/2 clients get a GOAWAY and retry requests
+// the old server did not take, so none should be lost on the way.
+const maxReloadTransportErrors = 0
+
 // TestReloadsUnderLoadLoseNothing registers messages from several clients
-// while the config is reloaded through the admin API: no answer may be a
-// 500, and every acknowledged message must be in the database.
+// while the config is reloaded through the admin API. Every request must
+// get an answer, the answer must be 201 or, while a config is switched, 503
+// (which a proxy retries); anything else fails the test, and every
+// acknowledged message must be in the database.
 func TestReloadsUnderLoadLoseNothing(t *testing.T) {
 	g := startGateway(t, "mysql", "")
 	cert, _ := g.issue("proxy-reload", "proxy")
 
 	var mu sync.Mutex
 	var acknowledged []string
-	var serverErrors, transportErrors atomic.Int64
+	var unavailable, transportErrors atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 8 {
@@ -41,14 +49,17 @@ func TestReloadsUnderLoadLoseNothing(t *testing.T) {
 				r, err := g.send(client, "POST", "/internal/messages/register", registerBody(id, "+4915200000013", "under reload"))
 				switch {
 				case err != nil:
-					transportErrors.Add(1) // retried by a real proxy; never acknowledged
-				case r.Status >= 500 && r.Status != http.StatusServiceUnavailable:
-					serverErrors.Add(1)
-					t.Errorf("answer during reload: %d %s", r.Status, r.Raw)
+					if transportErrors.Add(1) <= maxReloadTransportErrors+3 {
+						t.Logf("request %s got no answer: %v", id, err)
+					}
 				case r.Status == http.StatusCreated:
 					mu.Lock()
 					acknowledged = append(acknowledged, id)
 					mu.Unlock()
+				case r.Status == http.StatusServiceUnavailable:
+					unavailable.Add(1)
+				default:
+					t.Errorf("answer during reload: %d %s", r.Status, r.Raw)
 				}
 			}
 		}()
@@ -77,7 +88,11 @@ func TestReloadsUnderLoadLoseNothing(t *testing.T) {
 			t.Errorf("acknowledged message %s is missing: %v", id, err)
 		}
 	}
-	t.Logf("%d acknowledged, %d transport errors, %d server errors over 5 reloads", len(acknowledged), transportErrors.Load(), serverErrors.Load())
+	t.Logf("over 5 reloads: %d acknowledged, %d answered 503, %d without an answer",
+		len(acknowledged), unavailable.Load(), transportErrors.Load())
+	if n := transportErrors.Load(); n > maxReloadTransportErrors {
+		t.Errorf("%d requests got no answer during the reloads, want at most %d", n, maxReloadTransportErrors)
+	}
 	if len(acknowledged) < 20 {
 		t.Fatalf("only %d registrations went through; the load did not run", len(acknowledged))
 	}

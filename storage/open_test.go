@@ -160,16 +160,24 @@ func TestOpenErrorsNeverShowThePassword(t *testing.T) {
 }
 
 func TestOpenRejectsBadConfig(t *testing.T) {
-	tests := []storage.Config{
-		{Driver: "postgres", DSN: "x"},
-		{Driver: storage.DriverSQLite, DSN: ""},
-		{Driver: storage.DriverSQLite, DSN: "file://example.com/x.db"},
-		{Driver: storage.DriverMySQL, DSN: "not a dsn"},
+	tests := []struct {
+		cfg  storage.Config
+		want string // what the error must say about the offending setting
+	}{
+		{storage.Config{Driver: "postgres", DSN: "x"}, `unsupported database driver "postgres"`},
+		{storage.Config{Driver: storage.DriverSQLite, DSN: ""}, "sqlite dsn is empty"},
+		{storage.Config{Driver: storage.DriverSQLite, DSN: "file://example.com/x.db"}, `unsupported authority "example.com" in sqlite uri`},
+		{storage.Config{Driver: storage.DriverMySQL, DSN: "not a dsn"}, "parsing mysql dsn"},
 	}
-	for _, cfg := range tests {
-		if db, err := storage.Open(testContext(t), cfg); err == nil {
+	for _, tt := range tests {
+		db, err := storage.Open(testContext(t), tt.cfg)
+		if err == nil {
 			_ = db.Close()
-			t.Errorf("Open(%+v) succeeded, want an error", cfg)
+			t.Errorf("Open(%+v) succeeded, want an error saying %q", tt.cfg, tt.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Open(%+v) = %q, want an error saying %q", tt.cfg, err, tt.want)
 		}
 	}
 }

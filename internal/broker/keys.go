@@ -148,7 +148,9 @@ func (k *Keys) Reencrypt(ctx context.Context, actor Actor, opts ReencryptOptions
 	if err != nil {
 		details = fmt.Sprintf("%s after %d bodies", errorSummary(err), res.Reencrypted)
 	}
-	if aerr := Audit(ctx, k.Store, actor, "keys.reencrypt", res.KeyID, outcomeOf(err), details); aerr != nil && k.Logger != nil {
+	// A cancelled run has rewritten rows too: record it with a context the
+	// cancellation does not reach, or the audit log would miss it.
+	if aerr := Audit(context.WithoutCancel(ctx), k.Store, actor, "keys.reencrypt", res.KeyID, outcomeOf(err), details); aerr != nil && k.Logger != nil {
 		k.Logger.Error("audit log write failed", zap.String("action", "keys.reencrypt"), zap.Error(aerr))
 	}
 	return res, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -130,18 +131,51 @@ func TestKeysRotationResumesAndEndsWithEveryBodyUnderTheNewKey(t *testing.T) {
 	})
 }
 
+// TestKeysReencryptStopsCleanlyWhenCancelled cancels a run after two of its
+// four batches: every row must be either re-encrypted (envelope and key
+// column both under the new key) or untouched, and a later run must finish
+// the rest.
 func TestKeysReencryptStopsCleanlyWhenCancelled(t *testing.T) {
-	f := newKeysFixture(t, storagetest.OpenSQLite(t), 3)
-	if _, err := f.keys.Add(context.Background(), testActor); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := f.keys.Reencrypt(ctx, testActor, broker.ReencryptOptions{})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-	f.check(t)
+	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		f := newKeysFixture(t, db, 7)
+		oldID := f.keys.Keyring.PrimaryID()
+		newID, err := f.keys.Add(context.Background(), testActor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		batches := 0
+		res, err := f.keys.Reencrypt(ctx, testActor, broker.ReencryptOptions{
+			BatchSize: 2,
+			Progress: func(done, total int64) {
+				if batches++; batches == 2 {
+					cancel()
+				}
+			},
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if batches != 2 || res.Reencrypted != 4 {
+			t.Fatalf("cancelled after %d batches having re-encrypted %d bodies, want 2 batches and 4 bodies", batches, res.Reencrypted)
+		}
+		if got := f.check(t); got[oldID] != 3 || got[newID] != 4 {
+			t.Fatalf("after the cancelled run: %v, want 3 under %s and 4 under %s", got, oldID, newID)
+		}
+		if a := lastAudit(t, f.store); a.Action != "keys.reencrypt" || a.Outcome != storage.AuditFailure ||
+			a.Details == nil || !strings.HasSuffix(*a.Details, "after 4 bodies") {
+			t.Fatalf("the cancelled run left audit entry %+v, want a failed keys.reencrypt after 4 bodies", a)
+		}
+
+		res, err = f.keys.Reencrypt(context.Background(), testActor, broker.ReencryptOptions{BatchSize: 2})
+		if err != nil || res.Reencrypted != 3 || res.Remaining != 0 {
+			t.Fatalf("resumed run = %+v, %v; want 3 re-encrypted, none remaining", res, err)
+		}
+		if got := f.check(t); got[newID] != 7 {
+			t.Fatalf("after the resumed run: %v", got)
+		}
+	})
 }
 
 func TestKeysRetire(t *testing.T) {
