@@ -227,7 +227,9 @@ func Audit(ctx context.Context, store *storage.Store, actor Actor, action, targe
 	if details != "" {
 		entry.Details = &details
 	}
-	if err := store.Audit.Insert(ctx, entry); err != nil {
+	// The action happened whatever became of its caller: a client that
+	// hangs up or a command interrupted mid-run must not erase its record.
+	if err := store.Audit.Insert(context.WithoutCancel(ctx), entry); err != nil {
 		return fmt.Errorf("writing audit entry %s %s: %w", action, target, err)
 	}
 	return nil
