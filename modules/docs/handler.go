@@ -143,11 +143,21 @@ var loadContent = sync.OnceValues(func() (map[string]resource, error) {
 	return content, nil
 })
 
+// docsPrefix is the path space the handler owns.
+const docsPrefix = "/docs/"
+
 // ServeHTTP answers the documentation paths and passes anything else on.
+// Everything under /docs/ is the documentation's: an unknown path there is
+// a 404, never handed to the next handler (which, in a `handle` block of
+// its own, would answer an empty 200), and /docs/ redirects to /docs.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	res, ok := h.content[r.URL.Path]
-	if !ok && !strings.HasPrefix(r.URL.Path, AssetsPrefix) {
+	if !ok && !strings.HasPrefix(r.URL.Path, docsPrefix) {
 		return next.ServeHTTP(w, r)
+	}
+	if r.URL.Path == docsPrefix {
+		http.Redirect(w, r, "/docs", http.StatusPermanentRedirect)
+		return nil
 	}
 	header := w.Header()
 	header.Set("Content-Security-Policy", ContentSecurityPolicy)
@@ -155,7 +165,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	header.Set("X-Frame-Options", "DENY")
 	header.Set("Referrer-Policy", "no-referrer")
 	if !ok {
-		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("no documentation asset at %s", r.URL.Path))
+		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("no documentation at %s", r.URL.Path))
 	}
 	if err := httpapi.RequireRead(w, r); err != nil {
 		return err

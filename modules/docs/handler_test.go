@@ -227,7 +227,7 @@ func TestOtherRequests(t *testing.T) {
 	plain := &http.Client{Timeout: 10 * time.Second}
 
 	// Paths that are not the handler's go to the next handler.
-	for _, path := range []string{"/", "/docs/", "/docsx", "/redoc/x", "/openapi", "/health"} {
+	for _, path := range []string{"/", "/docsx", "/redoc/x", "/openapi", "/health"} {
 		got := do(t, plain, http.MethodGet, base+path, nil)
 		if got.status != http.StatusOK || string(got.body) != "next handler" {
 			t.Errorf("GET %s = %d %q, want the next handler", path, got.status, got.body)
@@ -275,6 +275,33 @@ http://127.0.0.1:%d {
 		got := do(t, http.DefaultClient, c.method, base+c.path, nil)
 		if string(got.body) != c.want {
 			t.Errorf("%s %s = %d %q, want %q", c.method, c.path, got.status, got.body, c.want)
+		}
+	}
+}
+
+// Everything under /docs/ belongs to the documentation, even when the
+// handler has its own `handle` block with no next handler: /docs/
+// redirects to /docs and an unknown page is a 404, never an empty 200.
+func TestPathsUnderDocsAreNeverAnEmpty200(t *testing.T) {
+	port := testcaddy.FreePort(t)
+	testcaddy.Start(t, fmt.Sprintf(`{
+}
+
+http://127.0.0.1:%d {
+	@docs path /docs /docs/*
+	handle @docs {
+		msgbroker_docs
+	}
+}
+`, port))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if got := do(t, noRedirects, http.MethodGet, base+"/docs/", nil); got.status != http.StatusPermanentRedirect || got.header.Get("Location") != "/docs" {
+		t.Errorf("/docs/ = %d Location %q, want 308 to /docs", got.status, got.header.Get("Location"))
+	}
+	for _, p := range []string{"/docs/foo", "/docs/assets/missing.js"} {
+		if got := do(t, noRedirects, http.MethodGet, base+p, nil); got.status != http.StatusNotFound {
+			t.Errorf("%s = %d %q, want 404", p, got.status, got.body)
 		}
 	}
 }
