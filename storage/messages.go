@@ -17,6 +17,9 @@ type MessageRepo struct {
 type MessageFilter struct {
 	ClientID string
 	Status   string
+	// MessageIDPrefix keeps messages whose id starts with it. It must not
+	// contain LIKE wildcards; callers validate it.
+	MessageIDPrefix string
 	// Since keeps messages created at or after it.
 	Since time.Time
 	// Until keeps messages created before it.
@@ -110,6 +113,9 @@ func (r *MessageRepo) List(ctx context.Context, f MessageFilter) ([]Message, err
 	}
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
+	}
+	if f.MessageIDPrefix != "" {
+		q = q.Where("message_id LIKE ?", f.MessageIDPrefix+"%")
 	}
 	if !f.Since.IsZero() {
 		q = q.Where("created_at >= ?", utc(f.Since))

@@ -176,6 +176,10 @@ type Subject struct {
 	UserID int64
 	Email  string
 	Role   string
+	// PasswordStamp identifies the password the subject had when the
+	// token was issued (the time it was set, in microseconds), so a
+	// password change ends every token issued before it.
+	PasswordStamp int64
 }
 
 // Claims are the broker's JWT claims.
@@ -184,6 +188,8 @@ type Claims struct {
 	Email string `json:"email"`
 	Role  string `json:"role"`
 	Type  Type   `json:"typ"`
+	// PasswordStamp is Subject.PasswordStamp.
+	PasswordStamp int64 `json:"pws"`
 	// Family ties a refresh token to the login it descends from; empty in
 	// access tokens.
 	Family string `json:"fam,omitempty"`
@@ -221,7 +227,7 @@ func (m *Manager) Issue(sub Subject, typ Type, family string) (Issued, error) {
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 			ID:        uuid.NewString(),
 		},
-		Email: sub.Email, Role: sub.Role, Type: typ, Family: family,
+		Email: sub.Email, Role: sub.Role, Type: typ, Family: family, PasswordStamp: sub.PasswordStamp,
 	}
 	t := jwt.NewWithClaims(m.method, c)
 	t.Header["kid"] = m.cfg.Signing.ID
