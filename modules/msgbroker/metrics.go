@@ -6,6 +6,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 )
 
 // Metrics are the broker's Prometheus collectors (the broker's documented list, under the
@@ -21,6 +23,12 @@ type Metrics struct {
 	CertificatesIssued  prometheus.Counter
 	CertificatesRevoked prometheus.Counter
 	HealthChecksTotal   *prometheus.CounterVec
+
+	// Portal authentication.
+	Logins          *prometheus.CounterVec
+	Refreshes       prometheus.Counter
+	ReuseDetections prometheus.Counter
+	Lockouts        prometheus.Counter
 }
 
 // Destruct satisfies caddy.Destructor; counters hold no resources.
@@ -79,14 +87,39 @@ func newMetrics() *Metrics {
 			Namespace: ns, Name: "health_checks_total",
 			Help: "Health checks answered, by overall status.",
 		}, []string{"status"}),
+		Logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "portal_logins_total",
+			Help: "Portal logins, by outcome (success, failure, locked).",
+		}, []string{"outcome"}),
+		Refreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "portal_token_refreshes_total",
+			Help: "Refresh tokens exchanged for a new pair.",
+		}),
+		ReuseDetections: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "portal_refresh_reuse_total",
+			Help: "Spent refresh tokens presented again (their sessions were revoked).",
+		}),
+		Lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "portal_lockouts_total",
+			Help: "Accounts and addresses locked out after failed logins.",
+		}),
 	}
+}
+
+// portal returns the portal's counters (none for a nil Metrics, as in the
+// CLI).
+func (m *Metrics) portal() broker.PortalMetrics {
+	if m == nil {
+		return broker.PortalMetrics{}
+	}
+	return broker.PortalMetrics{Logins: m.Logins, Refreshes: m.Refreshes, ReuseDetections: m.ReuseDetections, Lockouts: m.Lockouts}
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.RequestsTotal, m.RequestDuration, m.MessagesRegistered, m.MessagesDelivered,
 		m.MessagesFailed, m.CertificatesIssued, m.CertificatesRevoked,
-		m.HealthChecksTotal,
+		m.HealthChecksTotal, m.Logins, m.Refreshes, m.ReuseDetections, m.Lockouts,
 	}
 }
 
