@@ -13,5 +13,6 @@ import (
 	_ "github.com/msgbroker/caddy-msgbroker/modules/health"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/internalapi"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
+	_ "github.com/msgbroker/caddy-msgbroker/modules/portal"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/verifier"
 )
