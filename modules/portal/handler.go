@@ -145,7 +145,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case !ok:
 		endpoint = "unknown"
 		err = apperr.New(apperr.NotFound, "not_found", "no portal API endpoint at %s", r.URL.Path)
-	case r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead):
+	case r.Method != rt.method:
 		w.Header().Set("Allow", rt.method)
 		err = apperr.New(apperr.MethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s", r.Method, rt.method)
 	default:
