@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,7 +70,13 @@ type Portal struct {
 	dummyHash string
 	dummyErr  error
 	addresses addressGuard
+	// lastPurge is when expired refresh tokens were last purged (unix
+	// seconds).
+	lastPurge atomic.Int64
 }
+
+// purgeInterval is how often logins purge expired refresh tokens.
+const purgeInterval = time.Hour
 
 // Pair is what a login or a refresh returns.
 type Pair struct {
@@ -169,6 +176,7 @@ func (s *Portal) Login(ctx context.Context, email, password, remoteAddr string) 
 	if err != nil {
 		return Pair{}, err
 	}
+	s.purgeExpired(ctx)
 	s.countLogin("success")
 	s.logger().Info("user logged in", zap.Int64("user_id", u.ID), zap.String("email", u.Email), zap.String("remote_addr", remoteAddr))
 	return pair, nil
@@ -419,10 +427,23 @@ func (s *Portal) changePassword(ctx context.Context, p *Principal, current, next
 	return s.issuePair(ctx, stored, uuid.NewString())
 }
 
-// PurgeExpiredTokens deletes refresh tokens that expired, which can never
-// be presented again.
-func (s *Portal) PurgeExpiredTokens(ctx context.Context) (int64, error) {
-	return s.Store.RefreshTokens.DeleteExpired(ctx, s.now())
+// purgeExpired deletes refresh tokens that expired (they can never be
+// presented again), at most once per purgeInterval, riding on a login so
+// no node needs a timer of its own. A failure only delays the purge.
+func (s *Portal) purgeExpired(ctx context.Context) {
+	now := s.now()
+	last := s.lastPurge.Load()
+	if now.Unix()-last < int64(purgeInterval/time.Second) || !s.lastPurge.CompareAndSwap(last, now.Unix()) {
+		return
+	}
+	n, err := s.Store.RefreshTokens.DeleteExpired(ctx, now)
+	if err != nil {
+		s.logger().Warn("purging expired refresh tokens failed", zap.Error(err))
+		return
+	}
+	if n > 0 {
+		s.logger().Info("purged expired refresh tokens", zap.Int64("count", n))
+	}
 }
 
 func (s *Portal) logRefused(err error) {

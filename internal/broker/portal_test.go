@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -328,6 +329,26 @@ func FuzzPortalCursor(f *testing.F) {
 		_, err := p.ListMessages(context.Background(), pr, broker.MessageQuery{Cursor: cursor})
 		if apperr.KindOf(err) != apperr.Invalid {
 			t.Fatalf("cursor %q: %v", cursor, err)
+		}
+	})
+}
+
+func TestPortalLoginPurgesExpiredRefreshTokens(t *testing.T) {
+	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		p := newPortal(t, db)
+		ctx := context.Background()
+		u := createUser(t, p, "ann@example.com", storage.RoleUser, "")
+		old := &storage.RefreshToken{JTI: uuid.NewString(), FamilyID: uuid.NewString(), UserID: u.ID,
+			IssuedAt: time.Now().Add(-40 * 24 * time.Hour), ExpiresAt: time.Now().Add(-10 * 24 * time.Hour)}
+		if err := p.Store.RefreshTokens.Insert(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		pair := login(t, p, "ann@example.com")
+		if _, err := p.Store.RefreshTokens.GetByJTI(ctx, old.JTI); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("the expired token is still stored: %v", err)
+		}
+		if _, err := p.Refresh(ctx, pair.RefreshToken); err != nil {
+			t.Fatalf("the purge took a live token: %v", err)
 		}
 	})
 }
