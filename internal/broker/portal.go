@@ -448,7 +448,7 @@ func (s *Portal) purgeExpired(ctx context.Context) {
 
 func (s *Portal) logRefused(err error) {
 	if e, ok := apperr.As(err); ok && e.Code == "token_expired" {
-		s.logger().Debug("token expired")
+		s.logger().Warn("token expired")
 	}
 }
 
