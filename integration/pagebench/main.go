@@ -13,6 +13,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -31,6 +32,8 @@ import (
 
 const clients = 20
 
+var measureUntil bool
+
 var statuses = []string{storage.MessageQueued, storage.MessageProcessing, storage.MessageRetrying, storage.MessageDelivered, storage.MessageFailed}
 
 func main() {
@@ -38,24 +41,30 @@ func main() {
 	n := flag.Int("messages", 1_000_000, "messages to load")
 	runs := flag.Int("runs", 200, "timed requests per case")
 	keep := flag.Bool("keep", false, "keep the database (printed) for EXPLAIN by hand")
+	reuse := flag.String("database", "", "measure a database kept by -keep instead of loading a new one")
+	withUntil := flag.Bool("until", true, "measure the until filter (slow: it is not served by an index yet)")
 	flag.Parse()
-	if err := run(*dsn, *n, *runs, *keep); err != nil {
+	measureUntil = *withUntil
+	if err := run(*dsn, *n, *runs, *keep, *reuse); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(serverDSN string, n, runs int, keep bool) error {
+func run(serverDSN string, n, runs int, keep bool, reuse string) error {
 	ctx := context.Background()
 	admin, err := sql.Open("mysql", serverDSN)
 	if err != nil {
 		return err
 	}
 	defer admin.Close()
-	name := "msgbroker_pagebench_" + randomHex(4)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		return err
+	name := reuse
+	if reuse == "" {
+		name = "msgbroker_pagebench_" + randomHex(4)
+		if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+			return err
+		}
 	}
-	if !keep {
+	if !keep && reuse == "" {
 		defer admin.Exec("DROP DATABASE " + name) //nolint:errcheck
 	} else {
 		fmt.Println("database", name)
@@ -74,11 +83,13 @@ func run(serverDSN string, n, runs int, keep bool) error {
 		return err
 	}
 	store := storage.New(db)
-	start := time.Now()
-	if err := load(ctx, store, n); err != nil {
-		return err
+	if reuse == "" {
+		start := time.Now()
+		if err := load(ctx, store, n); err != nil {
+			return err
+		}
+		fmt.Printf("loaded %d messages in %s\n", n, time.Since(start).Round(time.Second))
 	}
-	fmt.Printf("loaded %d messages in %s\n", n, time.Since(start).Round(time.Second))
 
 	portal, adminP, tenantP, err := principals(ctx, store)
 	if err != nil {
@@ -107,7 +118,7 @@ func run(serverDSN string, n, runs int, keep bool) error {
 		p    *broker.Principal
 	}{{"admin", adminP}, {"tenant", tenantP}} {
 		for _, c := range cases {
-			if who.p == tenantP && c.q.ClientID != "" {
+			if who.p == tenantP && c.q.ClientID != "" || !measureUntil && c.q.Until != "" {
 				continue
 			}
 			first, err := measure(ctx, portal, who.p, c.q, runs)
@@ -170,7 +181,13 @@ func principals(ctx context.Context, store *storage.Store) (*broker.Portal, *bro
 	adminU := &storage.User{Email: "admin@bench", PasswordHash: "x", Role: storage.RoleAdmin, IsActive: true}
 	tenantU := &storage.User{Email: "tenant@bench", PasswordHash: "x", Role: storage.RoleUser, ClientID: &client, IsActive: true}
 	for _, u := range []*storage.User{adminU, tenantU} {
-		if err := store.Users.Create(ctx, u); err != nil {
+		if err := store.Users.Create(ctx, u); errors.Is(err, storage.ErrConflict) {
+			stored, err := store.Users.GetByEmail(ctx, u.Email)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			*u = *stored
+		} else if err != nil {
 			return nil, nil, nil, err
 		}
 	}
