@@ -45,11 +45,15 @@ func main() {
 	concurrency := flag.Int("concurrency", 8, "concurrent register requests")
 	flooders := flag.Int("flood", 200, "concurrent wrong logins")
 	workers := flag.Int("hash-workers", 0, "the portal's bcrypt workers (0: its default, half the CPUs)")
+	lockouts := flag.Bool("lockouts", false, "keep the default lockouts (the flood's address is then locked after 20 failures)")
 	flag.Parse()
+	keepLockouts = *lockouts
 	if err := run(*dsn, *duration, *concurrency, *flooders, *workers); err != nil {
 		log.Fatal(err)
 	}
 }
+
+var keepLockouts bool
 
 func run(serverDSN string, duration time.Duration, concurrency, flooders, workers int) error {
 	dbDSN, drop, err := createDatabase(serverDSN)
@@ -150,9 +154,12 @@ func startCaddy(dir, dsn string, mtlsPort, portalPort, workers int) error {
 	if err := os.Setenv("MSGBROKER_FLOOD_DSN", dsn); err != nil {
 		return err
 	}
-	hashWorkers := ""
+	login := "max_failures -1\n\t\t\taddress_max_failures -1"
+	if keepLockouts {
+		login = ""
+	}
 	if workers > 0 {
-		hashWorkers = fmt.Sprintf("hash_workers %d", workers)
+		login += fmt.Sprintf("\n\t\t\thash_workers %d", workers)
 	}
 	caddyfile := fmt.Sprintf(`{
 	admin localhost:%d
@@ -170,8 +177,6 @@ func startCaddy(dir, dsn string, mtlsPort, portalPort, workers int) error {
 		}
 		dev_keys %s
 		login {
-			max_failures -1
-			address_max_failures -1
 			%s
 		}
 	}
@@ -193,7 +198,7 @@ https://localhost:%d {
 http://127.0.0.1:%d {
 	msgbroker_portal
 }
-`, freePort(), filepath.Join(dir, "caddy"), filepath.Join(dir, "secrets"), hashWorkers, mtlsPort, portalPort)
+`, freePort(), filepath.Join(dir, "caddy"), filepath.Join(dir, "secrets"), login, mtlsPort, portalPort)
 	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
 		return fmt.Errorf("adapting: %w", err)
