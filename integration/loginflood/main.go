@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math/rand/v2"
 	"net"
@@ -108,6 +109,9 @@ func run(serverDSN string, duration time.Duration, concurrency, flooders, worker
 				if err != nil {
 					continue
 				}
+				// Drain the answer so the connection is reused, as a
+				// determined client would.
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusUnauthorized {
 					logins.Add(1)

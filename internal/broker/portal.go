@@ -39,7 +39,7 @@ type LoginLimits struct {
 
 // PortalMetrics count what the portal does; any may be nil.
 type PortalMetrics struct {
-	// Logins is labelled by outcome: success, failure, locked.
+	// Logins is labelled by outcome: success, failure, locked, busy.
 	Logins          *prometheus.CounterVec
 	Refreshes       prometheus.Counter
 	ReuseDetections prometheus.Counter
@@ -144,6 +144,12 @@ func (s *Portal) Login(ctx context.Context, email, password, remoteAddr string) 
 		s.countLogin("locked")
 		return Pair{}, err
 	}
+	release, err := s.Pool.admit()
+	if err != nil {
+		s.countLogin("busy")
+		return Pair{}, err
+	}
+	defer release()
 	u, err := s.Store.Users.GetByEmail(ctx, email)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return Pair{}, fmt.Errorf("looking up %s: %w", "login user", err)
@@ -396,6 +402,11 @@ func (s *Portal) changePassword(ctx context.Context, p *Principal, current, next
 	if err := CheckPassword(next); err != nil {
 		return Pair{}, err
 	}
+	release, err := s.Pool.admit()
+	if err != nil {
+		return Pair{}, err
+	}
+	defer release()
 	match, err := s.Pool.Compare(ctx, u.PasswordHash, current)
 	if err != nil {
 		return Pair{}, err

@@ -55,14 +55,21 @@ func NewHashPool(n, queue int) *HashPool {
 	return &HashPool{workers: make(chan struct{}, n), waiting: make(chan struct{}, n+queue)}
 }
 
-// do runs fn on a worker.
-func (p *HashPool) do(ctx context.Context, fn func()) error {
+// admit lets one login in, or refuses it at once with 429 when the
+// workers and the queue are taken. Logins are admitted before they touch
+// the database, so a flood is turned away before it costs a query or a
+// connection of the pool the internal API needs. release must be called.
+func (p *HashPool) admit() (release func(), err error) {
 	select {
 	case p.waiting <- struct{}{}:
+		return func() { <-p.waiting }, nil
 	default:
-		return apperr.Wrap(&LockedOut{RetryAfter: time.Second}, apperr.TooManyRequests, "login_busy", "too many logins at once; retry in a second")
+		return nil, apperr.Wrap(&LockedOut{RetryAfter: time.Second}, apperr.TooManyRequests, "login_busy", "too many logins at once; retry in a second")
 	}
-	defer func() { <-p.waiting }()
+}
+
+// do runs fn on a worker; the caller has been admitted.
+func (p *HashPool) do(ctx context.Context, fn func()) error {
 	select {
 	case p.workers <- struct{}{}:
 	case <-ctx.Done():
@@ -73,7 +80,8 @@ func (p *HashPool) do(ctx context.Context, fn func()) error {
 	return nil
 }
 
-// Compare checks password against a bcrypt hash on a worker.
+// Compare checks password against a bcrypt hash on a worker. The caller
+// must have been admitted.
 func (p *HashPool) Compare(ctx context.Context, hash, password string) (bool, error) {
 	var match bool
 	err := p.do(ctx, func() {
@@ -82,7 +90,8 @@ func (p *HashPool) Compare(ctx context.Context, hash, password string) (bool, er
 	return match, err
 }
 
-// Hash hashes password at cost on a worker.
+// Hash hashes password at cost on a worker. The caller must have been
+// admitted.
 func (p *HashPool) Hash(ctx context.Context, password string, cost int) (string, error) {
 	var (
 		hash []byte

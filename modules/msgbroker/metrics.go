@@ -89,7 +89,7 @@ func newMetrics() *Metrics {
 		}, []string{"status"}),
 		Logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "portal_logins_total",
-			Help: "Portal logins, by outcome (success, failure, locked).",
+			Help: "Portal logins, by outcome (success, failure, locked, busy).",
 		}, []string{"outcome"}),
 		Refreshes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Name: "portal_token_refreshes_total",
