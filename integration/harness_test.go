@@ -40,6 +40,8 @@ type gateway struct {
 	caddyfile string
 	// globalOptions are added to the global options block.
 	globalOptions string
+	// sites are more Caddyfile sites, appended to the config.
+	sites string
 }
 
 // databaseConfig returns the `database` line of the msgbroker option for a
@@ -164,7 +166,7 @@ http://127.0.0.1:%d {
 		msgbroker_crl
 	}
 }
-`, g.globalOptions, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), poll, extraOptions, internalSite(g.mtlsPort), g.httpPort)
+%s`, g.globalOptions, databaseLine, filepath.Join(g.t.TempDir(), "secrets"), poll, extraOptions, internalSite(g.mtlsPort), g.httpPort, g.sites)
 }
 
 // services returns the running gateway's services.

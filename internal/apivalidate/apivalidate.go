@@ -29,8 +29,10 @@
 //     sends an undocumented request the server accepts (an unknown field, a
 //     legacy spelling) marks it with SkipRequestValidation.
 //
-// Authentication is not checked (AuthenticationFunc accepts everything):
-// the tests of each handler cover it.
+// Authentication is checked only in form: an operation secured by the
+// bearer scheme must have been called with an `Authorization: Bearer …`
+// header when the server accepted it. Whether the token was valid is for
+// the tests of each handler.
 //
 // The transport reads each response body completely before returning it
 // (restored, so the caller reads the same bytes), so it does not suit
@@ -154,7 +156,7 @@ func newValidator(doc *openapi3.T) (*validator, error) {
 var uuidPattern = `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
 
 var options = &openapi3filter.Options{
-	AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc,
+	AuthenticationFunc:    authenticated,
 	IncludeResponseStatus: true,
 	MultiError:            true,
 	SkipSettingDefaults:   true,
@@ -162,6 +164,21 @@ var options = &openapi3filter.Options{
 		openapi3.WithStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(uuidPattern)),
 		openapi3.DisableSchemaErrorDetails(),
 	},
+}
+
+// authenticated checks that a request to a bearer-secured operation
+// carried a bearer token. Other schemes are not HTTP-visible (client
+// certificates) and pass.
+func authenticated(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	scheme := in.SecurityScheme
+	if scheme == nil || scheme.Type != "http" || !strings.EqualFold(scheme.Scheme, "bearer") {
+		return nil
+	}
+	kind, token, _ := strings.Cut(in.RequestValidationInput.Request.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(kind, "Bearer") || strings.TrimSpace(token) == "" {
+		return fmt.Errorf("the operation needs an Authorization: Bearer header (security scheme %s)", in.SecuritySchemeName)
+	}
+	return nil
 }
 
 type transport struct {

@@ -25,6 +25,23 @@
 //			encryption_key_file /etc/msgbroker/keyring.json
 //			hash_key   {env.MSGBROKER_HASH_KEY}
 //			jwt_secret {env.MSGBROKER_JWT_SECRET}
+//			tokens {
+//				algorithm        HS256|EdDSA
+//				signing_key_file /etc/msgbroker/jwt-ed25519.pem
+//				verify_key_files /etc/msgbroker/jwt-old.pem …
+//				previous_secrets {env.MSGBROKER_OLD_JWT_SECRET} …
+//				access_ttl  24h
+//				refresh_ttl 30d
+//				issuer      msgbroker
+//				audience    msgbroker-portal
+//			}
+//			login {
+//				bcrypt_cost          12
+//				hash_workers         1
+//				max_failures         5
+//				address_max_failures 20
+//				lockout              15m
+//			}
 //			ca         local
 //			revocation_poll_interval 1s
 //			max_request_bytes 65536
@@ -90,6 +107,12 @@ type App struct {
 	// Secret used to sign JWT access and refresh tokens (at least 32
 	// bytes). Use a placeholder such as {env.MSGBROKER_JWT_SECRET}.
 	JWTSecret string `json:"jwt_secret,omitempty"`
+
+	// Algorithm, keys and lifetimes of portal and admin tokens.
+	Tokens *TokensConfig `json:"tokens,omitempty"`
+
+	// Password hashing and login lockouts.
+	Login *LoginConfig `json:"login,omitempty"`
 
 	// ID of the certificate authority of Caddy's `pki` app that issues
 	// client certificates. Default: "local".
@@ -193,6 +216,16 @@ func (a *App) Validate() error {
 	if err := a.Database.validate(); err != nil {
 		return err
 	}
+	if a.Tokens != nil {
+		if err := a.Tokens.validate(); err != nil {
+			return err
+		}
+	}
+	if a.Login != nil {
+		if err := a.Login.validate(); err != nil {
+			return err
+		}
+	}
 	if a.Redis != nil {
 		return a.Redis.validate()
 	}
@@ -267,17 +300,20 @@ func (a *App) acquire(ctx context.Context, st *startup) (*Services, error) {
 	}
 	st.db = db
 	parts := serviceParts{
-		store:        db.store,
-		keyring:      a.keys,
-		keyringPath:  a.secrets.keyringPath,
-		hasher:       a.hasher,
-		jwtKey:       a.jwtKey,
-		certStorage:  a.ctx.Storage(),
-		caID:         a.CA,
-		maxBodyChars: a.MaxBodyChars,
-		logger:       a.logger,
-		issued:       a.metrics.CertificatesIssued,
-		revoked:      a.metrics.CertificatesRevoked,
+		store:         db.store,
+		keyring:       a.keys,
+		keyringPath:   a.secrets.keyringPath,
+		hasher:        a.hasher,
+		jwtKey:        a.jwtKey,
+		tokens:        a.Tokens,
+		login:         a.Login,
+		portalMetrics: a.metrics.portal(),
+		certStorage:   a.ctx.Storage(),
+		caID:          a.CA,
+		maxBodyChars:  a.MaxBodyChars,
+		logger:        a.logger,
+		issued:        a.metrics.CertificatesIssued,
+		revoked:       a.metrics.CertificatesRevoked,
 	}
 	if ca, err := a.certificateAuthority(); err == nil {
 		parts.caName = ca.Name

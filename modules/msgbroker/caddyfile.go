@@ -1,6 +1,8 @@
 package msgbroker
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -52,6 +54,23 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		encryption_key_file <path>
 //		hash_key   <secret>
 //		jwt_secret <secret>
+//		tokens {
+//			algorithm        <HS256|EdDSA>
+//			signing_key_file <ed25519 pem>
+//			verify_key_files <pem...>
+//			previous_secrets <secret...>
+//			access_ttl       <duration>
+//			refresh_ttl      <duration>
+//			issuer           <iss>
+//			audience         <aud>
+//		}
+//		login {
+//			bcrypt_cost          <4-31>
+//			hash_workers         <n>
+//			max_failures         <n|-1>
+//			address_max_failures <n|-1>
+//			lockout              <duration>
+//		}
 //		ca         <pki ca id>
 //		revocation_poll_interval <duration>
 //		max_request_bytes <size>
@@ -77,9 +96,17 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.Redis, err = parseRedis(d)
 			return err
 		},
-		"encryption_key_file":      caddyfileutil.String(&a.EncryptionKeyFile),
-		"hash_key":                 caddyfileutil.String(&a.HashKey),
-		"jwt_secret":               caddyfileutil.String(&a.JWTSecret),
+		"encryption_key_file": caddyfileutil.String(&a.EncryptionKeyFile),
+		"hash_key":            caddyfileutil.String(&a.HashKey),
+		"jwt_secret":          caddyfileutil.String(&a.JWTSecret),
+		"tokens": func(d *caddyfile.Dispenser) (err error) {
+			a.Tokens, err = parseTokens(d)
+			return err
+		},
+		"login": func(d *caddyfile.Dispenser) (err error) {
+			a.Login, err = parseLogin(d)
+			return err
+		},
 		"ca":                       caddyfileutil.String(&a.CA),
 		"dev_keys":                 caddyfileutil.String(&a.DevKeysDir),
 		"revocation_poll_interval": caddyfileutil.Duration(&a.RevocationPollInterval),
@@ -122,6 +149,84 @@ func parseRedis(d *caddyfile.Dispenser) (*RedisConfig, error) {
 		"tls":      caddyfileutil.Flag(&r.TLS),
 	})
 	return r, err
+}
+
+// parseTokens parses `tokens { … }`.
+func parseTokens(d *caddyfile.Dispenser) (*TokensConfig, error) {
+	t := new(TokensConfig)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	err := caddyfileutil.ParseBlock(d, "tokens", caddyfileutil.Options{
+		"algorithm": func(d *caddyfile.Dispenser) error {
+			if err := caddyfileutil.String(&t.Algorithm)(d); err != nil {
+				return err
+			}
+			if t.Algorithm != "HS256" && t.Algorithm != "EdDSA" {
+				return d.Errf("algorithm: expected HS256 or EdDSA, got '%s'", t.Algorithm)
+			}
+			return nil
+		},
+		"signing_key_file": caddyfileutil.String(&t.SigningKeyFile),
+		"verify_key_files": stringList(&t.VerifyKeyFiles),
+		"previous_secrets": stringList(&t.PreviousSecrets),
+		"access_ttl":       caddyfileutil.Duration(&t.AccessTTL),
+		"refresh_ttl":      caddyfileutil.Duration(&t.RefreshTTL),
+		"issuer":           caddyfileutil.String(&t.Issuer),
+		"audience":         caddyfileutil.String(&t.Audience),
+	})
+	return t, err
+}
+
+// parseLogin parses `login { … }`.
+func parseLogin(d *caddyfile.Dispenser) (*LoginConfig, error) {
+	l := new(LoginConfig)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	err := caddyfileutil.ParseBlock(d, "login", caddyfileutil.Options{
+		"bcrypt_cost":          caddyfileutil.Int(&l.BcryptCost),
+		"hash_workers":         caddyfileutil.Int(&l.HashWorkers),
+		"max_failures":         limit(&l.MaxFailures),
+		"address_max_failures": limit(&l.AddressMaxFailures),
+		"lockout":              caddyfileutil.Duration(&l.Lockout),
+	})
+	return l, err
+}
+
+// stringList is an option with one or more arguments.
+func stringList(dst *[]string) caddyfileutil.Option {
+	return func(d *caddyfile.Dispenser) error {
+		option := d.Val()
+		*dst = d.RemainingArgs()
+		if len(*dst) == 0 {
+			return d.ArgErr()
+		}
+		if d.NextBlock(d.Nesting()) {
+			return d.Errf("%s takes no block, got '%s'", option, d.Val())
+		}
+		return nil
+	}
+}
+
+// limit is a count that -1 turns off.
+func limit(dst *int) caddyfileutil.Option {
+	return func(d *caddyfile.Dispenser) error {
+		option := d.Val()
+		var v string
+		if !d.Args(&v) || d.NextArg() {
+			return d.ArgErr()
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < -1 {
+			return d.Errf("%s: expected a count or -1, got '%s'", option, v)
+		}
+		*dst = n
+		if d.NextBlock(d.Nesting()) {
+			return d.Errf("%s takes no block, got '%s'", option, d.Val())
+		}
+		return nil
+	}
 }
 
 // Interface guard

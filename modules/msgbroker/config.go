@@ -8,7 +8,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/msgbroker/caddy-msgbroker/internal/tokens"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -136,4 +138,135 @@ func (r RedisConfig) tlsConfig() *tls.Config {
 		host = host[:i]
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+}
+
+// TokensConfig configures the portal's and admin API's JWTs. Without it,
+// tokens are HS256 over jwt_secret with the default lifetimes.
+type TokensConfig struct {
+	// HS256 (default; signed with jwt_secret) or EdDSA (signed with the
+	// Ed25519 key in signing_key_file).
+	Algorithm string `json:"algorithm,omitempty"`
+
+	// EdDSA: a PEM file with the Ed25519 private key that signs
+	// (`openssl genpkey -algorithm ed25519`).
+	SigningKeyFile string `json:"signing_key_file,omitempty"`
+
+	// EdDSA: PEM files of retired keys (public or private) whose tokens
+	// stay valid until they expire, so rotating the signing key logs
+	// nobody out.
+	VerifyKeyFiles []string `json:"verify_key_files,omitempty"`
+
+	// HS256: retired JWT secrets whose tokens stay valid until they
+	// expire. Use placeholders such as {env.MSGBROKER_OLD_JWT_SECRET}.
+	PreviousSecrets []string `json:"previous_secrets,omitempty"`
+
+	// Lifetimes of access tokens (default 24h) and refresh tokens
+	// (default 30d).
+	AccessTTL  caddy.Duration `json:"access_ttl,omitempty"`
+	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
+
+	// The iss and aud claims (defaults "msgbroker", "msgbroker-portal").
+	Issuer   string `json:"issuer,omitempty"`
+	Audience string `json:"audience,omitempty"`
+}
+
+// manager builds the token manager; jwtKey is the resolved jwt_secret.
+func (t *TokensConfig) manager(jwtKey []byte) (*tokens.Manager, error) {
+	cfg := tokens.Config{}
+	if t == nil {
+		t = new(TokensConfig)
+	}
+	cfg.Issuer, cfg.Audience = t.Issuer, t.Audience
+	cfg.AccessTTL, cfg.RefreshTTL = time.Duration(t.AccessTTL), time.Duration(t.RefreshTTL)
+	switch t.Algorithm {
+	case "", tokens.HS256:
+		if len(jwtKey) == 0 {
+			return nil, nil
+		}
+		cfg.Signing = tokens.HMACKey(jwtKey)
+		repl := caddy.NewReplacer()
+		for i, raw := range t.PreviousSecrets {
+			secret, err := repl.ReplaceOrErr(raw, false, true)
+			if err != nil || len(secret) < minJWTSecretLen {
+				return nil, fmt.Errorf("tokens: previous secret %d must resolve to at least %d bytes", i+1, minJWTSecretLen)
+			}
+			cfg.Previous = append(cfg.Previous, tokens.HMACKey([]byte(secret)))
+		}
+	case tokens.EdDSA:
+		k, err := tokens.LoadEd25519File(t.SigningKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Signing = k
+		for _, f := range t.VerifyKeyFiles {
+			k, err := tokens.LoadEd25519File(f)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Previous = append(cfg.Previous, k)
+		}
+	}
+	return tokens.New(cfg)
+}
+
+func (t *TokensConfig) validate() error {
+	switch t.Algorithm {
+	case "", tokens.HS256:
+		if t.SigningKeyFile != "" || len(t.VerifyKeyFiles) > 0 {
+			return fmt.Errorf("tokens: key files are for algorithm EdDSA; HS256 signs with jwt_secret")
+		}
+	case tokens.EdDSA:
+		if t.SigningKeyFile == "" {
+			return fmt.Errorf("tokens: algorithm EdDSA needs signing_key_file")
+		}
+		if len(t.PreviousSecrets) > 0 {
+			return fmt.Errorf("tokens: previous_secrets are for algorithm HS256")
+		}
+	default:
+		return fmt.Errorf("tokens: algorithm must be HS256 or EdDSA, got %q", t.Algorithm)
+	}
+	if t.AccessTTL < 0 || t.RefreshTTL < 0 {
+		return fmt.Errorf("tokens: lifetimes must not be negative")
+	}
+	if t.RefreshTTL > 0 && t.AccessTTL > 0 && t.RefreshTTL < t.AccessTTL {
+		return fmt.Errorf("tokens: refresh_ttl must not be shorter than access_ttl")
+	}
+	return nil
+}
+
+// LoginConfig configures password hashing and the login lockouts.
+type LoginConfig struct {
+	// bcrypt work factor for new hashes (default 12, 4..31). Hashes of
+	// another cost still verify and are rehashed at this one on login.
+	BcryptCost int `json:"bcrypt_cost,omitempty"`
+
+	// How many bcrypt computations run at once (default: half the CPUs,
+	// at least 1), so a login flood cannot take every core.
+	HashWorkers int `json:"hash_workers,omitempty"`
+
+	// Wrong passwords in a row that lock an account (default 5), and
+	// failed logins from one address that lock the address (default 20);
+	// -1 disables either.
+	MaxFailures        int `json:"max_failures,omitempty"`
+	AddressMaxFailures int `json:"address_max_failures,omitempty"`
+
+	// How long a lockout lasts (default 15m).
+	Lockout caddy.Duration `json:"lockout,omitempty"`
+}
+
+func (l *LoginConfig) validate() error {
+	if l.BcryptCost != 0 && (l.BcryptCost < bcrypt.MinCost || l.BcryptCost > bcrypt.MaxCost) {
+		return fmt.Errorf("login: bcrypt_cost must be between %d and %d", bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if l.HashWorkers < 0 || l.MaxFailures < -1 || l.AddressMaxFailures < -1 || l.Lockout < 0 {
+		return fmt.Errorf("login: limits must not be negative")
+	}
+	return nil
+}
+
+func (l *LoginConfig) bcryptCost() int {
+	if l == nil {
+		return 0
+	}
+	return l.BcryptCost
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 )
 
 // Metrics are the broker's Prometheus collectors (the broker's documented list, under the
@@ -22,6 +24,12 @@ type Metrics struct {
 	CertificatesRevoked prometheus.Counter
 	HealthChecksTotal   *prometheus.CounterVec
 	HandshakeRefusals   *prometheus.CounterVec
+
+	// Portal authentication.
+	Logins          *prometheus.CounterVec
+	Refreshes       prometheus.Counter
+	ReuseDetections prometheus.Counter
+	Lockouts        prometheus.Counter
 }
 
 // Destruct satisfies caddy.Destructor; counters hold no resources.
@@ -84,14 +92,39 @@ func newMetrics() *Metrics {
 			Namespace: ns, Name: "tls_handshake_refusals_total",
 			Help: "TLS handshakes refused for their client certificate, by reason (seen by the msgbroker_handshakes listener wrapper).",
 		}, []string{"reason"}),
+		Logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "portal_logins_total",
+			Help: "Portal logins, by outcome (success, failure, locked, busy).",
+		}, []string{"outcome"}),
+		Refreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "portal_token_refreshes_total",
+			Help: "Refresh tokens exchanged for a new pair.",
+		}),
+		ReuseDetections: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "portal_refresh_reuse_total",
+			Help: "Spent refresh tokens presented again (their sessions were revoked).",
+		}),
+		Lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "portal_lockouts_total",
+			Help: "Accounts and addresses locked out after failed logins.",
+		}),
 	}
+}
+
+// portal returns the portal's counters (none for a nil Metrics, as in the
+// CLI).
+func (m *Metrics) portal() broker.PortalMetrics {
+	if m == nil {
+		return broker.PortalMetrics{}
+	}
+	return broker.PortalMetrics{Logins: m.Logins, Refreshes: m.Refreshes, ReuseDetections: m.ReuseDetections, Lockouts: m.Lockouts}
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.RequestsTotal, m.RequestDuration, m.MessagesRegistered, m.MessagesDelivered,
 		m.MessagesFailed, m.CertificatesIssued, m.CertificatesRevoked,
-		m.HealthChecksTotal, m.HandshakeRefusals,
+		m.HealthChecksTotal, m.HandshakeRefusals, m.Logins, m.Refreshes, m.ReuseDetections, m.Lockouts,
 	}
 }
 

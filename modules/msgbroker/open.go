@@ -115,6 +115,8 @@ func (o *opened) services(ctx context.Context, a *App, storageRaw json.RawMessag
 		keyringPath:  secrets.keyringPath,
 		hasher:       a.hasher,
 		jwtKey:       a.jwtKey,
+		tokens:       a.Tokens,
+		login:        a.Login,
 		caID:         a.CA,
 		caName:       caName,
 		maxBodyChars: a.MaxBodyChars,

@@ -2,9 +2,13 @@ package msgbroker
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +20,7 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/internal/phone"
+	"github.com/msgbroker/caddy-msgbroker/internal/tokens"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -42,6 +47,10 @@ type Services struct {
 	Messages     *broker.Messages
 	Certificates *broker.Certificates
 	Users        *broker.Users
+	// Tokens issues and checks portal and admin JWTs; Portal logs people
+	// in and shows them messages. Both are nil when opened without keys.
+	Tokens *tokens.Manager
+	Portal *broker.Portal
 	// Hasher hashes phone numbers; nil when opened without keys.
 	Hasher *phone.Hasher
 	// JWTKey signs portal tokens; nil when opened without keys.
@@ -86,7 +95,11 @@ type serviceParts struct {
 	keyringPath string
 	hasher      *phone.Hasher
 	jwtKey      []byte
-	certStorage certmagic.Storage
+	tokens      *TokensConfig
+	login       *LoginConfig
+	// portalMetrics count logins (empty in the CLI).
+	portalMetrics broker.PortalMetrics
+	certStorage   certmagic.Storage
 	// caID and caName identify the pki CA whose intermediate issues client
 	// certificates; caName is empty when the config does not name it.
 	caID, caName string
@@ -113,7 +126,7 @@ func buildServices(p serviceParts) (*Services, error) {
 		Store:       p.store,
 		Redis:       p.redis,
 		Registry:    registry,
-		Users:       &broker.Users{Store: p.store, Logger: p.logger},
+		Users:       &broker.Users{Store: p.store, BcryptCost: p.login.bcryptCost(), Logger: p.logger},
 		Hasher:      p.hasher,
 		JWTKey:      p.jwtKey,
 		KeyringPath: p.keyringPath,
@@ -136,7 +149,48 @@ func buildServices(p serviceParts) (*Services, error) {
 		Revoked:  p.revoked,
 		Announce: s.announce,
 	}
+	if s.Tokens, err = p.tokens.manager(p.jwtKey); err != nil {
+		return nil, fmt.Errorf("msgbroker: %w", err)
+	}
+	if s.Tokens != nil {
+		s.Portal = newPortal(s, p)
+	}
 	return s, nil
+}
+
+// newPortal builds the portal service over the users and keyring of s.
+func newPortal(s *Services, p serviceParts) *broker.Portal {
+	l := p.login
+	if l == nil {
+		l = new(LoginConfig)
+	}
+	return &broker.Portal{
+		Store:     s.Store,
+		Tokens:    s.Tokens,
+		Users:     s.Users,
+		Pool:      broker.NewHashPool(l.HashWorkers, 0),
+		Keys:      s.Keyring,
+		CursorKey: cursorKey(p.jwtKey),
+		Limits:    broker.LoginLimits{MaxFailures: l.MaxFailures, AddressMaxFailures: l.AddressMaxFailures, Lockout: time.Duration(l.Lockout)},
+		Metrics:   p.portalMetrics,
+		Logger:    p.logger.Named("portal"),
+	}
+}
+
+// cursorKey derives the key that authenticates pagination cursors from
+// the JWT secret, so every node of a cluster accepts the others' cursors.
+// Without a secret (EdDSA tokens) a random key serves this process only:
+// a cursor then fails on another node or after a restart, and the client
+// starts its list again.
+func cursorKey(jwtKey []byte) []byte {
+	if len(jwtKey) == 0 {
+		k := make([]byte, 32)
+		_, _ = rand.Read(k)
+		return k
+	}
+	mac := hmac.New(sha256.New, jwtKey)
+	mac.Write([]byte("msgbroker portal cursor key"))
+	return mac.Sum(nil)
 }
 
 // announce refreshes this process's registry at once and tells the other
