@@ -231,4 +231,3 @@ func TestJSONIsTheYAMLInOrder(t *testing.T) {
 		t.Error("JSON() or YAML() returned shared memory")
 	}
 }
-
