@@ -59,12 +59,14 @@ func deviceCommand() *cobra.Command {
 		Use:   "add USER_ID DEVICE_ID [--name NAME] [--status on|off]",
 		Short: "Adds a device",
 		Long: `Adds a device to the built-in directory. The device channel accepts a key
-made of the user id and the device id; a device that is off is refused.`,
+made of the user id and the device id. The status is the device's connection
+state, as in a WordPress directory: the gateway writes on when the device opens
+a session and off when it closes it, and accepts a device that is off.`,
 		Args: nargs(2, 2),
 		RunE: caddycmd.WrapCommandFuncForCobra(cmdDeviceAdd),
 	}
 	add.Flags().String("name", "", "Display name")
-	add.Flags().String("status", storage.DeviceOn, "Initial status: on or off")
+	add.Flags().String("status", storage.DeviceOn, "Initial connection status, on or off (the gateway updates it)")
 
 	remove := &cobra.Command{
 		Use:   "remove USER_ID DEVICE_ID [--force]",
