@@ -160,7 +160,6 @@ var options = &openapi3filter.Options{
 	SkipSettingDefaults:   true,
 	SchemaValidationOptions: []openapi3.SchemaValidationOption{
 		openapi3.WithStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(uuidPattern)),
-		openapi3.DisableSchemaErrorDetails(),
 	},
 }
 
