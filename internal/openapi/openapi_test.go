@@ -64,6 +64,56 @@ func TestEveryRegisteredRouteIsDocumented(t *testing.T) {
 	}
 }
 
+// TestEveryOperationDeclaresSecurity makes a route without a security
+// declaration fail: the internal API must require a client certificate of
+// a given role, and a public route must say it is public (security: []),
+// so that neither is left to a top-level default.
+func TestEveryOperationDeclaresSecurity(t *testing.T) {
+	public := map[string]bool{
+		"/health": true, "/crl": true, "/openapi.json": true, "/openapi.yaml": true,
+		"/docs": true, "/redoc": true, "/docs/assets/{asset}": true, "/api": true,
+	}
+	doc := load(t)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			where := method + " " + path
+			if op.Security == nil {
+				t.Errorf("%s declares no security (security: [] for a public route)", where)
+				continue
+			}
+			switch {
+			case strings.HasPrefix(path, "/internal/"):
+				checkMutualTLS(t, doc, where, *op.Security)
+			case public[path] && len(*op.Security) > 0:
+				t.Errorf("%s is public but requires %v", where, *op.Security)
+			}
+		}
+	}
+}
+
+// checkMutualTLS requires every alternative of an internal operation's
+// security to be a mutualTLS scheme naming the role the caller needs.
+func checkMutualTLS(t *testing.T, doc *openapi3.T, where string, security openapi3.SecurityRequirements) {
+	t.Helper()
+	if len(security) == 0 {
+		t.Errorf("%s: internal operations require a client certificate", where)
+	}
+	for _, requirement := range security {
+		if len(requirement) == 0 {
+			t.Errorf("%s: an empty security requirement makes the client certificate optional", where)
+		}
+		for name, roles := range requirement {
+			scheme := doc.Components.SecuritySchemes[name]
+			if scheme == nil || scheme.Value.Type != "mutualTLS" {
+				t.Errorf("%s: security scheme %q is not mutualTLS", where, name)
+			}
+			if len(roles) == 0 {
+				t.Errorf("%s: security scheme %q names no role", where, name)
+			}
+		}
+	}
+}
+
 // TestOperationsAreComplete checks the conventions other routes follow:
 // tags, operation ids, JSON errors in the shared Error shape, closed
 // response schemas.
@@ -231,4 +281,3 @@ func TestJSONIsTheYAMLInOrder(t *testing.T) {
 		t.Error("JSON() or YAML() returned shared memory")
 	}
 }
-
