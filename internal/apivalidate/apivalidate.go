@@ -148,7 +148,7 @@ func newValidator(doc *openapi3.T) (*validator, error) {
 	return &validator{doc: doc, router: router}, nil
 }
 
-// uuidPattern is the form broker.ParseMessageID accepts. OpenAPI 3.0 leaves
+// uuidPattern is the form broker.ParseMessageID accepts. OpenAPI leaves
 // the uuid format to the implementation; kin-openapi does not check it
 // unless told how.
 var uuidPattern = `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
