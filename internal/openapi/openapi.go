@@ -15,9 +15,9 @@
 //     decoder ignores unknown fields;
 //   - error answers use components/schemas/Error, narrowed per response to
 //     the codes it can carry (allOf with an enum on error.code, and
-//     error.message repeated beside it: the lint checks examples as if every
-//     part of the allOf were closed); errors shared by several operations
-//     are components/responses;
+//     error.message repeated beside it: the lint checks examples as if a
+//     schema that does not say otherwise were closed); errors shared by
+//     several operations are components/responses;
 //   - formats date-time and uuid for times and ids, type [<type>, 'null']
 //     for fields that may be null (3.1 has no nullable);
 //   - security on every operation: the clientCertificate (mutualTLS) scheme
