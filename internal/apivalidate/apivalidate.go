@@ -150,7 +150,7 @@ func newValidator(doc *openapi3.T) (*validator, error) {
 	return &validator{doc: doc, router: router}, nil
 }
 
-// uuidPattern is the form broker.ParseMessageID accepts. OpenAPI 3.0 leaves
+// uuidPattern is the form broker.ParseMessageID accepts. OpenAPI leaves
 // the uuid format to the implementation; kin-openapi does not check it
 // unless told how.
 var uuidPattern = `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
@@ -162,7 +162,6 @@ var options = &openapi3filter.Options{
 	SkipSettingDefaults:   true,
 	SchemaValidationOptions: []openapi3.SchemaValidationOption{
 		openapi3.WithStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(uuidPattern)),
-		openapi3.DisableSchemaErrorDetails(),
 	},
 }
 

@@ -98,7 +98,11 @@ func fakeGateway(t *testing.T) *httptest.Server {
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed"))
 	})
 	mux.HandleFunc("/internal/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody("not_found"))
+		code := errorBody("not_found")
+		if r.URL.Query().Get("wrong") == "code" {
+			code = errorBody("message_not_found")
+		}
+		writeJSON(w, http.StatusNotFound, code)
 	})
 	mux.HandleFunc("/undocumented", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, `{}`)
@@ -146,6 +150,7 @@ func TestTransportReportsMismatches(t *testing.T) {
 		{"405 with another Allow", get("DELETE", "/health?wrong=allow"), "Allow lists [GET], the document has [GET HEAD]"},
 		{"405 on a POST route", get("GET", "/internal/messages/register"), ""},
 		{"404 for an undocumented path", get("GET", "/internal/nothing"), ""},
+		{"404 with another code", get("GET", "/internal/nothing?wrong=code"), "value is not one of the allowed values"},
 		{"valid request accepted", register(validRegistration), ""},
 		{"invalid request accepted", register(`{"sender_number":"0049 152","message_body":"hi"}`), "request does not match the OpenAPI document"},
 		{"invalid request accepted, marked", SkipRequestValidation(register(`{"sender_number":"0049 152","message_body":"hi"}`)), ""},

@@ -1,4 +1,4 @@
-// Package openapi holds the OpenAPI 3.0 document of the gateway's HTTP
+// Package openapi holds the OpenAPI 3.1 document of the gateway's HTTP
 // surface, openapi.yaml, embedded in the binary.
 //
 // The document describes what the handlers answer today, error answers
@@ -14,10 +14,17 @@
 //     field fails validation; request schemas leave it open when the
 //     decoder ignores unknown fields;
 //   - error answers use components/schemas/Error, narrowed per response to
-//     the codes it can carry (allOf with an enum on error.code); errors
-//     shared by several operations are components/responses;
-//   - formats date-time and uuid for times and ids, nullable: true for
-//     fields that may be null.
+//     the codes it can carry (allOf with an enum on error.code, and
+//     error.message repeated beside it: the lint checks examples as if a
+//     schema that does not say otherwise were closed); errors shared by
+//     several operations are components/responses;
+//   - formats date-time and uuid for times and ids, type [<type>, 'null']
+//     for fields that may be null (3.1 has no nullable);
+//   - security on every operation: the clientCertificate (mutualTLS) scheme
+//     with the role for /internal/, bearerAuth (JWT) for portal routes,
+//     security: [] for public ones;
+//   - at least one 4xx answer per operation, so the lint
+//     (redocly lint, recommended rules) stays clean.
 package openapi
 
 import (

@@ -22,10 +22,10 @@ func load(t *testing.T) *openapi3.T {
 	return doc
 }
 
-func TestDocumentIsValidOpenAPI30(t *testing.T) {
+func TestDocumentIsValidOpenAPI31(t *testing.T) {
 	doc := load(t)
-	if doc.OpenAPI != "3.0.3" {
-		t.Errorf("openapi = %q, want 3.0.3", doc.OpenAPI)
+	if doc.OpenAPI != "3.1.0" {
+		t.Errorf("openapi = %q, want 3.1.0", doc.OpenAPI)
 	}
 }
 
@@ -60,6 +60,56 @@ func TestEveryRegisteredRouteIsDocumented(t *testing.T) {
 		sort.Strings(want)
 		if !slices.Equal(documented, want) {
 			t.Errorf("%s documents %v, the handler answers %v", path, documented, want)
+		}
+	}
+}
+
+// TestEveryOperationDeclaresSecurity makes a route without a security
+// declaration fail: the internal API must require a client certificate of
+// a given role, and a public route must say it is public (security: []),
+// so that neither is left to a top-level default.
+func TestEveryOperationDeclaresSecurity(t *testing.T) {
+	public := map[string]bool{
+		"/health": true, "/crl": true, "/openapi.json": true, "/openapi.yaml": true,
+		"/docs": true, "/redoc": true, "/docs/assets/{asset}": true, "/api": true,
+	}
+	doc := load(t)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			where := method + " " + path
+			if op.Security == nil {
+				t.Errorf("%s declares no security (security: [] for a public route)", where)
+				continue
+			}
+			switch {
+			case strings.HasPrefix(path, "/internal/"):
+				checkMutualTLS(t, doc, where, *op.Security)
+			case public[path] && len(*op.Security) > 0:
+				t.Errorf("%s is public but requires %v", where, *op.Security)
+			}
+		}
+	}
+}
+
+// checkMutualTLS requires every alternative of an internal operation's
+// security to be a mutualTLS scheme naming the role the caller needs.
+func checkMutualTLS(t *testing.T, doc *openapi3.T, where string, security openapi3.SecurityRequirements) {
+	t.Helper()
+	if len(security) == 0 {
+		t.Errorf("%s: internal operations require a client certificate", where)
+	}
+	for _, requirement := range security {
+		if len(requirement) == 0 {
+			t.Errorf("%s: an empty security requirement makes the client certificate optional", where)
+		}
+		for name, roles := range requirement {
+			scheme := doc.Components.SecuritySchemes[name]
+			if scheme == nil || scheme.Value.Type != "mutualTLS" {
+				t.Errorf("%s: security scheme %q is not mutualTLS", where, name)
+			}
+			if len(roles) == 0 {
+				t.Errorf("%s: security scheme %q names no role", where, name)
+			}
 		}
 	}
 }
@@ -227,7 +277,7 @@ func TestJSONIsTheYAMLInOrder(t *testing.T) {
 	// Callers get copies.
 	JSON()[0] = 'x'
 	YAML()[0] = 'x'
-	if JSON()[0] != '{' || YAML()[0] != 'o' {
+	if JSON()[0] != '{' || YAML()[0] != document[0] {
 		t.Error("JSON() or YAML() returned shared memory")
 	}
 }

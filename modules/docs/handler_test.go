@@ -216,7 +216,7 @@ func TestServedDocumentIsValid(t *testing.T) {
 		t.Error("/openapi.yaml is not openapi.YAML()")
 	}
 	var parsed map[string]any
-	if err := yaml.Unmarshal(fromYAML, &parsed); err != nil || parsed["openapi"] != "3.0.3" {
+	if err := yaml.Unmarshal(fromYAML, &parsed); err != nil || parsed["openapi"] != "3.1.0" {
 		t.Errorf("/openapi.yaml: %v, openapi = %v", err, parsed["openapi"])
 	}
 }
