@@ -64,7 +64,10 @@ func TestPortalRefusesBadRequestBodies(t *testing.T) {
 	login := func(body string, contentType string) portalAnswer {
 		return p.do(portalCall{method: "POST", path: "/portal/auth/login", body: body, header: http.Header{"Content-Type": {contentType}}})
 	}
-	login(`{"email":"a@example.com","password":"x","admin":true}`, "application/json").want(t, http.StatusBadRequest, "invalid_json")
+	login(`{"email":"a@example.com","password":"x","admin":true}`, "application/json").want(t, http.StatusBadRequest, "unknown_field")
+	login(`{"email":"a@example.com","EMAIL":"b@example.com","password":"x"}`, "application/json").want(t, http.StatusBadRequest, "unknown_field")
+	login(`{"email":"a@example.com","email":"b@example.com","password":"x"}`, "application/json").want(t, http.StatusBadRequest, "duplicate_key")
+	login("{\"email\":\"a@example.com\",\"password\":\"x\xff\"}", "application/json").want(t, http.StatusBadRequest, "invalid_utf8")
 	login(`{"email":"a@example.com"`, "application/json").want(t, http.StatusBadRequest, "invalid_json")
 	login(`{"email":"a@example.com","password":"x"}`, "text/plain").want(t, http.StatusUnsupportedMediaType, "unsupported_media_type")
 	login(`{"email":"","password":""}`, "application/json").want(t, http.StatusBadRequest, "missing_credentials")
