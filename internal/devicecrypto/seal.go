@@ -25,6 +25,7 @@ func (p Padding) Seal(pub *rsa.PublicKey, keySize int, plaintext []byte, minute 
 	var wrapped []byte
 	var err error
 	if p.Scheme == PKCS1v15 {
+		//lint:ignore SA1019 the device side of the pkcs1v15 mode, for the tests and the example client
 		wrapped, err = rsa.EncryptPKCS1v15(rand.Reader, pub, key)
 	} else {
 		wrapped, err = rsa.EncryptOAEPWithOptions(rand.Reader, pub, key, &rsa.OAEPOptions{Hash: p.hash(), MGFHash: p.MGFHash})
