@@ -21,6 +21,7 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage"
+	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
 
 // TestDeviceRedisDownAnswers503WhileInternalAPIWorks runs a gateway whose
@@ -105,7 +106,10 @@ func startRedisServer(t *testing.T, port int) (stop func()) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server not installed")
+		if os.Getenv(storagetest.EnvRequireServices) == "1" {
+			t.Fatal("redis-server is required to stop Redis under the gateway")
+		}
+		t.Skip("redis-server not installed; set MSGBROKER_TEST_REQUIRE_SERVICES=1 to make this fail")
 	}
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no")
 	if err := cmd.Start(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,8 @@ func TestDeviceExampleClientCompletesSessions(t *testing.T) {
 			case nodeErr == nil:
 				// The browser client's code, run by Node's WebCrypto.
 				cmd = exec.Command("node", "../examples/clients/device/browser/node.mjs", api, deviceUser+c.device, "3")
+			case os.Getenv(storagetest.EnvRequireServices) == "1":
+				t.Fatal("node is required to run the browser client's code")
 			default:
 				t.Log("node is not installed: the browser client is not run")
 				continue
