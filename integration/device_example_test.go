@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 )
@@ -18,34 +17,7 @@ func TestDeviceExampleRefusesToStartWithoutItsEnvironment(t *testing.T) {
 	ex := newExample(t, "../examples/device.Caddyfile")
 	run := func(env []string) string {
 		t.Helper()
-		cmd := ex.command(ex.bin, "run", "--config", "device.Caddyfile")
-		cmd.Env = append(cmd.Env, env...)
-		var stdout, stderr lockedBuffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Fatal("the gateway started without its environment")
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Fatalf("the gateway was still running after 30 s:\n%s", stderr.String())
-		}
-		errText := stderr.String()
-		logFile, _ := os.ReadFile(filepath.Join(ex.dir, "logs", "msgbroker.log"))
-		for _, started := range []string{"server running", "obtaining certificate", "installing root certificate",
-			"enabling automatic TLS certificate management"} {
-			if strings.Contains(errText, started) || strings.Contains(string(logFile), started) {
-				t.Errorf("the gateway got as far as %q before failing:\n%s\n%s", started, errText, logFile)
-			}
-		}
-		return errText
+		return ex.runRefused(t, env, "run", "--config", "device.Caddyfile")
 	}
 
 	errText := run(nil)

@@ -2,24 +2,20 @@ package integration
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
-	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
@@ -45,7 +41,7 @@ http://127.0.0.1:%d {
 	}
 }
 `, apiPort)
-	startGatewayConfig(t, g)
+	g.start()
 	for _, d := range []string{"dev-a", "dev-b"} {
 		if err := g.services().Store.Devices.Add(context.Background(), &storage.Device{UserID: deviceUser, DeviceID: d, Name: "device " + d}); err != nil {
 			t.Fatal(err)
@@ -79,25 +75,6 @@ http://127.0.0.1:%d {
 	if r := g.call(g.client(&cert), "POST", "/internal/messages/register", registerBody("", "+4915200000031", "while Redis is down")); r.Status != http.StatusCreated {
 		t.Fatalf("internal register with Redis down = %d %s", r.Status, r.Raw)
 	}
-}
-
-// startGatewayConfig starts g with the Caddyfile already in g.caddyfile,
-// as startConfigured does with the harness's own.
-func startGatewayConfig(t *testing.T, g *gateway) {
-	t.Helper()
-	g.srv = testcaddy.Start(t, g.caddyfile)
-	app, err := caddy.ActiveContext().App(msgbroker.AppName)
-	if err != nil {
-		t.Fatalf("getting the running msgbroker app: %v", err)
-	}
-	g.app = app.(*msgbroker.App)
-	rootPEM, err := os.ReadFile(filepath.Join(g.srv.StorageDir, "pki", "authorities", "local", "root.crt"))
-	if err != nil {
-		t.Fatalf("reading the local CA root: %v", err)
-	}
-	g.serverCAs = x509.NewCertPool()
-	g.serverCAs.AppendCertsFromPEM(rootPEM)
-	g.waitForServerCertificate()
 }
 
 // startRedisServer runs a throwaway redis-server on port (no persistence)

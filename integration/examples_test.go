@@ -74,7 +74,23 @@ func TestExampleClientsTalkToTheGateway(t *testing.T) {
 // DSN included, although the example logs to a file.
 func TestProductionExampleRefusesToStartWithoutItsEnvironment(t *testing.T) {
 	ex := newExample(t, "../examples/production.Caddyfile")
-	cmd := ex.command(ex.bin, "run", "--config", "production.Caddyfile")
+	errText := ex.runRefused(t, nil, "run", "--config", "production.Caddyfile")
+	for _, want := range []string{"missing settings", "{env.MSGBROKER_DB_DSN}", "{env.MSGBROKER_REDIS_ADDR}",
+		"{env.MSGBROKER_KEYRING}", "{env.MSGBROKER_HASH_KEY}", "{env.MSGBROKER_JWT_SECRET}"} {
+		if !strings.Contains(errText, want) {
+			t.Errorf("stderr does not name %s:\n%s", want, errText)
+		}
+	}
+}
+
+// runRefused runs the example binary with args and extra environment,
+// requires it to exit with an error within 30 s before starting anything
+// (no listener, no certificate, no trust store, per stderr and the
+// example's log file), and returns its stderr.
+func (ex *example) runRefused(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	cmd := ex.command(ex.bin, args...)
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -93,12 +109,6 @@ func TestProductionExampleRefusesToStartWithoutItsEnvironment(t *testing.T) {
 		t.Fatalf("the gateway was still running after 30 s:\n%s", stderr.String())
 	}
 	errText := stderr.String()
-	for _, want := range []string{"missing settings", "{env.MSGBROKER_DB_DSN}", "{env.MSGBROKER_REDIS_ADDR}",
-		"{env.MSGBROKER_KEYRING}", "{env.MSGBROKER_HASH_KEY}", "{env.MSGBROKER_JWT_SECRET}"} {
-		if !strings.Contains(errText, want) {
-			t.Errorf("stderr does not name %s:\n%s", want, errText)
-		}
-	}
 	logFile, _ := os.ReadFile(filepath.Join(ex.dir, "logs", "msgbroker.log"))
 	for _, started := range []string{"server running", "obtaining certificate", "installing root certificate",
 		"enabling automatic TLS certificate management"} {
@@ -106,4 +116,5 @@ func TestProductionExampleRefusesToStartWithoutItsEnvironment(t *testing.T) {
 			t.Errorf("the gateway got as far as %q before failing:\n%s\n%s", started, errText, logFile)
 		}
 	}
+	return errText
 }

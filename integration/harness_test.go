@@ -81,6 +81,15 @@ func startConfigured(t *testing.T, g *gateway, databaseLine, extraOptions string
 	t.Helper()
 	g.t, g.mtlsPort, g.httpPort = t, testcaddy.FreePort(t), testcaddy.FreePort(t)
 	g.caddyfile = g.config(databaseLine, extraOptions)
+	g.start()
+	return g
+}
+
+// start runs the Caddyfile in g.caddyfile and waits for the listener's
+// certificate.
+func (g *gateway) start() {
+	t := g.t
+	t.Helper()
 	g.srv = testcaddy.Start(t, g.caddyfile)
 	app, err := caddy.ActiveContext().App(msgbroker.AppName)
 	if err != nil {
@@ -94,7 +103,6 @@ func startConfigured(t *testing.T, g *gateway, databaseLine, extraOptions string
 	g.serverCAs = x509.NewCertPool()
 	g.serverCAs.AppendCertsFromPEM(rootPEM)
 	g.waitForServerCertificate()
-	return g
 }
 
 // waitForServerCertificate waits until Caddy has issued the listener's own
