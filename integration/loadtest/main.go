@@ -13,16 +13,11 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"log"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,11 +30,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
-	"github.com/go-sql-driver/mysql"
 
 	_ "github.com/msgbroker/caddy-msgbroker"
-	"github.com/msgbroker/caddy-msgbroker/internal/broker"
-	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
+	"github.com/msgbroker/caddy-msgbroker/integration/internal/bench"
 )
 
 func main() {
@@ -55,7 +48,7 @@ func main() {
 }
 
 func run(serverDSN string, duration time.Duration, concurrency int) error {
-	dbDSN, drop, err := createDatabase(serverDSN)
+	dbDSN, drop, err := bench.CreateDatabase(serverDSN, "msgbroker_load_")
 	if err != nil {
 		return err
 	}
@@ -65,7 +58,7 @@ func run(serverDSN string, duration time.Duration, concurrency int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	port, err := freePort()
+	port, err := bench.FreePort()
 	if err != nil {
 		return err
 	}
@@ -75,7 +68,11 @@ func run(serverDSN string, duration time.Duration, concurrency int) error {
 	defer caddy.Stop() //nolint:errcheck
 
 	base := fmt.Sprintf("https://localhost:%d", port)
-	client, err := mtlsClient(dir, base, concurrency)
+	svcs, err := bench.Services()
+	if err != nil {
+		return err
+	}
+	client, err := bench.MTLSClient(svcs, dir, "load-proxy", base, concurrency)
 	if err != nil {
 		return err
 	}
@@ -101,31 +98,11 @@ func run(serverDSN string, duration time.Duration, concurrency int) error {
 	return nil
 }
 
-func createDatabase(serverDSN string) (string, func(), error) {
-	admin, err := sql.Open("mysql", serverDSN)
-	if err != nil {
-		return "", nil, err
-	}
-	name := "msgbroker_load_" + randomHex(6)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		return "", nil, fmt.Errorf("creating database: %w", err)
-	}
-	cfg, err := mysql.ParseDSN(serverDSN)
-	if err != nil {
-		return "", nil, err
-	}
-	cfg.DBName = name
-	return cfg.FormatDSN(), func() {
-		_, _ = admin.Exec("DROP DATABASE " + name)
-		_ = admin.Close()
-	}, nil
-}
-
 func startCaddy(dir, dsn string, port, concurrency int) error {
 	if err := os.Setenv("MSGBROKER_LOAD_DSN", dsn); err != nil {
 		return err
 	}
-	adminPort, err := freePort()
+	adminPort, err := bench.FreePort()
 	if err != nil {
 		return err
 	}
@@ -170,47 +147,6 @@ https://localhost:%d {
 		return fmt.Errorf("starting caddy: %w", err)
 	}
 	return nil
-}
-
-func mtlsClient(dir, base string, concurrency int) (*http.Client, error) {
-	app, err := caddy.ActiveContext().App(msgbroker.AppName)
-	if err != nil {
-		return nil, err
-	}
-	svcs, err := app.(*msgbroker.App).Services(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	issued, _, err := svcs.Certificates.Issue(context.Background(), broker.Actor{Name: "loadtest"},
-		broker.IssueRequest{ClientID: "load-proxy", Role: "proxy"})
-	if err != nil {
-		return nil, err
-	}
-	pair, err := tls.X509KeyPair(issued.ChainPEM, issued.PrivateKeyPEM)
-	if err != nil {
-		return nil, err
-	}
-	rootPEM, err := os.ReadFile(filepath.Join(dir, "caddy", "pki", "authorities", "local", "root.crt"))
-	if err != nil {
-		return nil, err
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(rootPEM)
-	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: roots, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: concurrency,
-	}
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	// Wait for Caddy's own certificate, issued in the background at start.
-	for i := 0; i < 300; i++ {
-		if resp, err := client.Post(base+"/baseline", "application/json", nil); err == nil {
-			resp.Body.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return client, nil
 }
 
 type result struct {
@@ -277,23 +213,6 @@ func countMessages(dsn string) (int64, error) {
 	var n int64
 	err = db.QueryRow("SELECT COUNT(*) FROM messages").Scan(&n)
 	return n, err
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rand.IntN(256))
-	}
-	return hex.EncodeToString(b)
 }
 
 var profilePath string

@@ -12,16 +12,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"database/sql"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,11 +28,10 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
-	"github.com/go-sql-driver/mysql"
 
 	_ "github.com/msgbroker/caddy-msgbroker"
+	"github.com/msgbroker/caddy-msgbroker/integration/internal/bench"
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
-	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
 func main() {
@@ -57,7 +51,7 @@ func main() {
 var keepLockouts bool
 
 func run(serverDSN string, duration time.Duration, concurrency, flooders, workers int) error {
-	dbDSN, drop, err := createDatabase(serverDSN)
+	dbDSN, drop, err := bench.CreateDatabase(serverDSN, "msgbroker_flood_")
 	if err != nil {
 		return err
 	}
@@ -67,12 +61,12 @@ func run(serverDSN string, duration time.Duration, concurrency, flooders, worker
 		return err
 	}
 	defer os.RemoveAll(dir)
-	mtlsPort, portalPort := freePort(), freePort()
+	mtlsPort, portalPort := mustFreePort(), mustFreePort()
 	if err := startCaddy(dir, dbDSN, mtlsPort, portalPort, workers); err != nil {
 		return err
 	}
 	defer caddy.Stop() //nolint:errcheck
-	svcs, err := services()
+	svcs, err := bench.Services()
 	if err != nil {
 		return err
 	}
@@ -81,7 +75,7 @@ func run(serverDSN string, duration time.Duration, concurrency, flooders, worker
 		return err
 	}
 	base := fmt.Sprintf("https://localhost:%d", mtlsPort)
-	client, err := mtlsClient(svcs, dir, base, concurrency)
+	client, err := bench.MTLSClient(svcs, dir, "flood-proxy", base, concurrency)
 	if err != nil {
 		return err
 	}
@@ -134,26 +128,6 @@ func run(serverDSN string, duration time.Duration, concurrency, flooders, worker
 	return nil
 }
 
-func createDatabase(serverDSN string) (string, func(), error) {
-	admin, err := sql.Open("mysql", serverDSN)
-	if err != nil {
-		return "", nil, err
-	}
-	name := "msgbroker_flood_" + randomHex(6)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		return "", nil, fmt.Errorf("creating database: %w", err)
-	}
-	cfg, err := mysql.ParseDSN(serverDSN)
-	if err != nil {
-		return "", nil, err
-	}
-	cfg.DBName = name
-	return cfg.FormatDSN(), func() {
-		_, _ = admin.Exec("DROP DATABASE " + name)
-		_ = admin.Close()
-	}, nil
-}
-
 func startCaddy(dir, dsn string, mtlsPort, portalPort, workers int) error {
 	if err := os.Setenv("MSGBROKER_FLOOD_DSN", dsn); err != nil {
 		return err
@@ -202,51 +176,12 @@ https://localhost:%d {
 http://127.0.0.1:%d {
 	msgbroker_portal
 }
-`, freePort(), filepath.Join(dir, "caddy"), filepath.Join(dir, "secrets"), login, mtlsPort, portalPort)
+`, mustFreePort(), filepath.Join(dir, "caddy"), filepath.Join(dir, "secrets"), login, mtlsPort, portalPort)
 	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
 		return fmt.Errorf("adapting: %w", err)
 	}
 	return caddy.Load(cfgJSON, true)
-}
-
-func services() (*msgbroker.Services, error) {
-	app, err := caddy.ActiveContext().App(msgbroker.AppName)
-	if err != nil {
-		return nil, err
-	}
-	return app.(*msgbroker.App).Services(context.Background())
-}
-
-func mtlsClient(svcs *msgbroker.Services, dir, base string, concurrency int) (*http.Client, error) {
-	issued, _, err := svcs.Certificates.Issue(context.Background(), broker.Actor{Name: "loginflood"},
-		broker.IssueRequest{ClientID: "flood-proxy", Role: "proxy"})
-	if err != nil {
-		return nil, err
-	}
-	pair, err := tls.X509KeyPair(issued.ChainPEM, issued.PrivateKeyPEM)
-	if err != nil {
-		return nil, err
-	}
-	rootPEM, err := os.ReadFile(filepath.Join(dir, "caddy", "pki", "authorities", "local", "root.crt"))
-	if err != nil {
-		return nil, err
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(rootPEM)
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: roots, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: concurrency,
-	}}
-	for range 300 {
-		if resp, err := client.Get(base + "/"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return client, nil
 }
 
 type result struct {
@@ -304,19 +239,12 @@ func load(client *http.Client, url string, duration time.Duration, concurrency, 
 	return result{ok: ok.Load(), failed: failed.Load(), elapsed: time.Since(start), latencies: latencies}
 }
 
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// mustFreePort is bench.FreePort for the config template, where an error
+// has nowhere to go.
+func mustFreePort() int {
+	port, err := bench.FreePort()
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rand.IntN(256))
-	}
-	return hex.EncodeToString(b)
+	return port
 }

@@ -12,7 +12,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
 
+	"github.com/msgbroker/caddy-msgbroker/integration/internal/bench"
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/tokens"
 	"github.com/msgbroker/caddy-msgbroker/storage"
@@ -59,7 +59,7 @@ func run(serverDSN string, n, runs int, keep bool, reuse string) error {
 	defer admin.Close()
 	name := reuse
 	if reuse == "" {
-		name = "msgbroker_pagebench_" + randomHex(4)
+		name = "msgbroker_pagebench_" + bench.RandomHex(4)
 		if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
 			return err
 		}
@@ -290,12 +290,4 @@ func explain(ctx context.Context, admin *sql.DB, name string) error {
 		rows.Close()
 	}
 	return nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rand.IntN(256))
-	}
-	return hex.EncodeToString(b)
 }
