@@ -2,10 +2,12 @@ package storage_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/uptrace/bun"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
@@ -104,5 +106,27 @@ func TestFullDiskIsUnavailableAndRecovers(t *testing.T) {
 	}
 	if err := s.Messages.Insert(ctx, newMessage(20000, "c1", "queued")); err != nil {
 		t.Fatalf("insert after space returned: %v", err)
+	}
+}
+
+// MariaDB's full-disk and read-only errors cannot be provoked on the
+// shared test server without disturbing other tests, so their
+// classification is checked by error number: each is Unavailable (503),
+// while a constraint failure stays what it is.
+func TestMySQLFullAndReadOnlyErrorsAreUnavailable(t *testing.T) {
+	for number, want := range map[uint16]bool{
+		3:    true,  // error writing a file
+		1021: true,  // disk full
+		1114: true,  // table full
+		1036: true,  // table is read only
+		1290: true,  // --read-only server
+		1792: true,  // read-only transaction
+		1062: false, // duplicate entry: a conflict, not an outage
+		4025: false, // CHECK constraint failed: a bug or bad input
+	} {
+		err := fmt.Errorf("writing: %w", &mysql.MySQLError{Number: number, Message: "x"})
+		if got := storage.IsUnavailable(err); got != want {
+			t.Errorf("IsUnavailable(MySQL error %d) = %v, want %v", number, got, want)
+		}
 	}
 }
