@@ -24,7 +24,10 @@ import (
 
 // Server is a running in-process Caddy.
 type Server struct {
-	AdminAddr  string
+	AdminAddr string
+	// HTTPPort is Caddy's http_port, where the redirect listener of https
+	// sites binds instead of :80.
+	HTTPPort   int
 	StorageDir string
 	T          testing.TB
 }
@@ -42,12 +45,14 @@ func FreePort(t testing.TB) int {
 
 // Start loads caddyfile into a fresh in-process Caddy and stops it when the
 // test ends. The Caddyfile must begin with a global options block; Start adds
-// an admin endpoint on a free port, skip_install_trust and file storage in a
+// an admin endpoint and the HTTP port (where redirects listen) on free ports,
+// skip_install_trust and file storage in a
 // temporary directory to it.
 func Start(t testing.TB, caddyfile string) *Server {
 	t.Helper()
 	s := &Server{
 		AdminAddr:  fmt.Sprintf("localhost:%d", FreePort(t)),
+		HTTPPort:   FreePort(t),
 		StorageDir: t.TempDir(),
 		T:          t,
 	}
@@ -72,7 +77,10 @@ func (s *Server) Adapt(caddyfile string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("testcaddy: the Caddyfile must start with a global options block")
 	}
-	full := fmt.Sprintf("{\n\tadmin %s\n\tskip_install_trust\n\tstorage file_system %s\n%s", s.AdminAddr, s.StorageDir, body)
+	// http_port on a free port: Caddy's HTTP->HTTPS redirect listener for
+	// https sites would otherwise bind :80, which an ordinary user cannot.
+	full := fmt.Sprintf("{\n\tadmin %s\n\thttp_port %d\n\tskip_install_trust\n\tstorage file_system %s\n%s",
+		s.AdminAddr, s.HTTPPort, s.StorageDir, body)
 	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(full), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		return nil, fmt.Errorf("adapting test Caddyfile: %w", err)
