@@ -284,14 +284,46 @@ func entryOf(c storage.Client) Entry {
 	}
 }
 
-// Run keeps the registry fresh until ctx ends: it polls every interval and,
-// when rdb is not nil, applies each serial another node announces at once.
-func (r *Registry) Run(ctx context.Context, interval time.Duration, rdb redis.UniversalClient) {
-	var changes <-chan *redis.Message
-	if rdb != nil {
-		sub := rdb.Subscribe(ctx, Channel)
+// subscribeWait bounds how long Listen holds up a config load waiting for
+// Redis; the poll covers a node that could not subscribe.
+const subscribeWait = 5 * time.Second
+
+// Listen subscribes to the changes other nodes announce and waits, until
+// ctx ends, for Redis to confirm the subscription; then it refreshes once,
+// so a change announced between the registry's first load and the
+// subscription is not missed until the next poll. Redis does not keep
+// messages for late subscribers, which is why the wait and the refresh
+// come before the node serves. With rdb nil it returns nil. A subscription
+// that cannot be confirmed now is logged and kept: Run's receive loop
+// reconnects and resubscribes, and refreshes when it does.
+func (r *Registry) Listen(ctx context.Context, rdb redis.UniversalClient) *redis.PubSub {
+	if rdb == nil {
+		return nil
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, subscribeWait)
+	defer cancel()
+	sub := rdb.Subscribe(waitCtx, Channel)
+	if _, err := sub.Receive(waitCtx); err != nil {
+		r.logger.Warn("subscribing to client certificate announcements failed; retrying in the background, polling meanwhile",
+			zap.String("channel", Channel), zap.Error(err))
+		return sub
+	}
+	if err := r.Refresh(ctx); err != nil {
+		r.logger.Warn("client certificate registry refresh failed; keeping the last known state", zap.Error(err))
+	}
+	return sub
+}
+
+// Run keeps the registry fresh until ctx ends: it polls every interval
+// and, when sub is not nil (see Listen), applies each serial another node
+// announces at once. Each (re)subscription after a lost connection is
+// followed by a refresh, since announcements made while the connection was
+// down are gone. Run closes sub when it returns.
+func (r *Registry) Run(ctx context.Context, interval time.Duration, sub *redis.PubSub) {
+	var changes <-chan any
+	if sub != nil {
 		defer sub.Close()
-		changes = sub.Channel()
+		changes = sub.ChannelWithSubscriptions()
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -307,12 +339,25 @@ func (r *Registry) Run(ctx context.Context, interval time.Duration, rdb redis.Un
 				changes = nil
 				continue
 			}
-			err = r.RefreshSerial(ctx, msg.Payload)
+			err = r.applyAnnouncement(ctx, msg)
 		}
 		if err != nil && ctx.Err() == nil {
 			r.logger.Warn("client certificate registry refresh failed; keeping the last known state", zap.Error(err))
 		}
 	}
+}
+
+// applyAnnouncement applies one item of the subscription: an announced
+// serial, or a (re)subscription, after which everything changed while the
+// connection was down is read.
+func (r *Registry) applyAnnouncement(ctx context.Context, msg any) error {
+	switch m := msg.(type) {
+	case *redis.Message:
+		return r.RefreshSerial(ctx, m.Payload)
+	case *redis.Subscription:
+		return r.Refresh(ctx)
+	}
+	return nil
 }
 
 // Announce applies the change of serial on this node at once and tells the

@@ -459,14 +459,15 @@ func TestRunPollsAndAppliesAnnouncements(t *testing.T) {
 		f.refresh()
 		ctx, cancel := context.WithCancel(f.ctx)
 		defer cancel()
-		go f.reg.Run(ctx, time.Hour, rdb)
+		go f.reg.Run(ctx, time.Hour, f.reg.Listen(ctx, rdb))
 		cert := leaf(t, 201, "proxy-announced")
 		f.register(cert, 0)
-		waitFor(t, func() bool {
-			_ = Publish(f.ctx, rdb, clientca.SerialHex(cert.SerialNumber))
-			_, err := f.reg.Check(cert)
-			return err == nil
-		})
+		// Listen returned after Redis confirmed the subscription, so one
+		// announcement is enough.
+		if err := Publish(f.ctx, rdb, clientca.SerialHex(cert.SerialNumber)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { _, err := f.reg.Check(cert); return err == nil })
 
 		other := newFixture(t)
 		other.refresh()
@@ -504,6 +505,80 @@ func TestRunPollsAndAppliesAnnouncements(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+// TestListenClosesTheGapsAnnouncementsCannotCover: Redis keeps no
+// messages for a subscriber that is not connected, so a certificate
+// registered after the first load but before the subscription, or while
+// the subscription's connection is down, must be read when the
+// subscription is (re)established — the poll here is hourly.
+func TestListenClosesTheGapsAnnouncementsCannotCover(t *testing.T) {
+	addr := storagetest.Redis(t)
+	name := fmt.Sprintf("certregistry-test-%d", time.Now().UnixNano())
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ClientName: name})
+	t.Cleanup(func() { rdb.Close() })
+	f := newFixture(t)
+	f.refresh()
+	before := leaf(t, 301, "proxy-before-subscribe")
+	f.register(before, 0)
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	sub := f.reg.Listen(ctx, rdb)
+	if _, err := f.reg.Check(before); err != nil {
+		t.Fatalf("a certificate registered before the subscription was not read when Listen returned: %v", err)
+	}
+	go f.reg.Run(ctx, time.Hour, sub)
+
+	// Drop the subscriber's connection, register a certificate while it is
+	// down, and let the client reconnect: the resubscription refreshes.
+	killSubscriber(t, rdb, name)
+	during := leaf(t, 302, "proxy-during-outage")
+	f.register(during, 0)
+	waitFor(t, func() bool { _, err := f.reg.Check(during); return err == nil })
+}
+
+// killSubscriber closes, on the server's side, the subscription
+// connection of the client named name (and only it: other tests share the
+// server).
+func killSubscriber(t *testing.T, rdb *redis.Client, name string) {
+	t.Helper()
+	list, err := rdb.Do(context.Background(), "CLIENT", "LIST", "TYPE", "pubsub").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(list, "\n") {
+		if !strings.Contains(line, " name="+name+" ") {
+			continue
+		}
+		id := strings.TrimPrefix(strings.Fields(line)[0], "id=")
+		if err := rdb.Do(context.Background(), "CLIENT", "KILL", "ID", id).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no subscription connection named %s in %q", name, list)
+}
+
+// TestListenWithoutRedisKeepsPolling: no Redis means no subscription; an
+// unreachable one is logged and left to reconnect, and Start is not held
+// up past subscribeWait.
+func TestListenWithoutRedisKeepsPolling(t *testing.T) {
+	f := newFixture(t)
+	if sub := f.reg.Listen(f.ctx, nil); sub != nil {
+		t.Errorf("Listen without Redis = %v, want nil", sub)
+	}
+	core, logs := observer.New(zapcore.WarnLevel)
+	f.reg.logger = zap.New(core)
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { down.Close() })
+	sub := f.reg.Listen(f.ctx, down)
+	if sub == nil {
+		t.Fatal("Listen over an unreachable Redis returned no subscription to retry")
+	}
+	sub.Close()
+	if logs.FilterMessageSnippet("subscribing to client certificate announcements failed").Len() != 1 {
+		t.Errorf("the failed subscription was not logged: %v", logs.All())
+	}
 }
 
 func TestAnnounceAndPublishReportFailures(t *testing.T) {

@@ -242,7 +242,10 @@ func (a *App) Start() error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.stopRun = cancel
-	go s.Registry.Run(runCtx, time.Duration(a.RevocationPollInterval), s.Redis)
+	// Subscribed before Start returns, so a certificate revoked and
+	// announced right after the config loads is not missed.
+	sub := s.Registry.Listen(runCtx, s.Redis)
+	go s.Registry.Run(runCtx, time.Duration(a.RevocationPollInterval), sub)
 	go a.watchKeyring(runCtx, keyringWatchInterval)
 	return nil
 }
