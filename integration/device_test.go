@@ -27,8 +27,16 @@ const deviceUser = "0b6f8a52-7c1e-4d3a-9f1e-2b7c4d5e6f70"
 // and adds devices to the built-in directory. It returns the API's URL.
 func deviceGateway(t *testing.T, appOptions, deviceOptions string, devices ...string) string {
 	t.Helper()
+	_, api := deviceGatewayServer(t, appOptions, deviceOptions, devices...)
+	return api
+}
+
+// deviceGatewayServer is deviceGateway that also returns the server (for
+// its admin endpoint's metrics).
+func deviceGatewayServer(t *testing.T, appOptions, deviceOptions string, devices ...string) (*testcaddy.Server, string) {
+	t.Helper()
 	dir, port := t.TempDir(), testcaddy.FreePort(t)
-	testcaddy.Start(t, fmt.Sprintf(`{
+	srv := testcaddy.Start(t, fmt.Sprintf(`{
 	msgbroker {
 		database sqlite %[1]s/broker.db
 		dev_keys %[1]s/secrets
@@ -50,7 +58,7 @@ http://127.0.0.1:%[2]d {
 	}
 	defer db.Close()
 	addDevices(t, db, devices...)
-	return fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	return srv, fmt.Sprintf("http://127.0.0.1:%d/api", port)
 }
 
 func addDevices(t *testing.T, db *bun.DB, devices ...string) {

@@ -3,6 +3,8 @@ package devicecrypto
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -19,14 +21,30 @@ const (
 // far too long for the request that opens a session. One goroutine refills
 // the pool, so generation takes at most one core; when the pool runs dry
 // Get generates the key itself, so the answer is slower but still right.
+//
+// The refilling goroutine also encodes each key as a session needs it
+// (PKCS#8 for the session store, the public key's PEM for the device), so
+// the request that takes a key only copies bytes. On Linux its thread runs
+// at a lower scheduling priority (see lowerPriority), so requests of the
+// same process are not queued behind key generation.
 type KeyPool struct {
 	bits    int
-	keys    chan *rsa.PrivateKey
+	keys    chan *PooledKey
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
 	refills atomic.Uint64
 	misses  atomic.Uint64
+}
+
+// PooledKey is a key pair of the pool with its encodings.
+type PooledKey struct {
+	Private *rsa.PrivateKey
+	// PKCS8 is the PKCS#8 DER of Private.
+	PKCS8 []byte
+	// PublicPEM is the PEM of the public key (SubjectPublicKeyInfo,
+	// "PUBLIC KEY"), as devices receive it.
+	PublicPEM string
 }
 
 // NewKeyPool starts a pool of size keys of bits bits (the defaults if 0).
@@ -46,7 +64,7 @@ func NewKeyPool(size, bits int) (*KeyPool, error) {
 	}
 	p := &KeyPool{
 		bits: bits,
-		keys: make(chan *rsa.PrivateKey, size),
+		keys: make(chan *PooledKey, size),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
@@ -60,13 +78,16 @@ func (p *KeyPool) refill() {
 	if cap(p.keys) == 0 {
 		return
 	}
+	// The goroutine keeps its (lowered) thread for good; the thread ends
+	// with it.
+	lowerPriority()
 	for {
 		select {
 		case <-p.stop:
 			return
 		default:
 		}
-		key, err := rsa.GenerateKey(rand.Reader, p.bits)
+		key, err := newPooledKey(p.bits)
 		if err != nil {
 			// Only a broken random source fails; Get reports it.
 			return
@@ -80,19 +101,42 @@ func (p *KeyPool) refill() {
 	}
 }
 
+// newPooledKey generates a key pair and encodes it.
+func newPooledKey(bits int) (*PooledKey, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		return nil, fmt.Errorf("generating an RSA key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return &PooledKey{Private: priv, PKCS8: der, PublicPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))}, nil
+}
+
 // Get returns a key pair that nobody else gets.
-func (p *KeyPool) Get() (*rsa.PrivateKey, error) {
+func (p *KeyPool) Get() (*PooledKey, error) {
 	select {
 	case key := <-p.keys:
 		return key, nil
 	default:
 	}
 	p.misses.Add(1)
-	key, err := rsa.GenerateKey(rand.Reader, p.bits)
-	if err != nil {
-		return nil, fmt.Errorf("generating an RSA key: %w", err)
+	return newPooledKey(p.bits)
+}
+
+// Return gives back a key that Get returned and that was never used or
+// shown to anyone (the session it was for could not be created), so the
+// next session gets it. If the pool is full the key is dropped.
+func (p *KeyPool) Return(key *PooledKey) {
+	select {
+	case p.keys <- key:
+	default:
 	}
-	return key, nil
 }
 
 // Bits is the size of the pool's keys.

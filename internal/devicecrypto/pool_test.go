@@ -1,6 +1,8 @@
 package devicecrypto
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"testing"
 	"time"
 )
@@ -23,8 +25,50 @@ func TestKeyPoolFillsInTheBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := p.Get()
-	if a.Equal(b) || a.N.BitLen() != 2048 || p.Misses() != 0 || p.Refills() < 2 {
-		t.Errorf("two gets from a full pool: equal %v, bits %d, misses %d, refills %d", a.Equal(b), a.N.BitLen(), p.Misses(), p.Refills())
+	if a.Private.Equal(b.Private) || a.Private.N.BitLen() != 2048 || p.Misses() != 0 || p.Refills() < 2 {
+		t.Errorf("two gets from a full pool: equal %v, bits %d, misses %d, refills %d", a.Private.Equal(b.Private), a.Private.N.BitLen(), p.Misses(), p.Refills())
+	}
+	checkEncodings(t, a)
+}
+
+// checkEncodings checks that the pooled encodings are those of the key.
+func checkEncodings(t *testing.T, k *PooledKey) {
+	t.Helper()
+	parsed, err := x509.ParsePKCS8PrivateKey(k.PKCS8)
+	if err != nil || !k.Private.Equal(parsed) {
+		t.Errorf("PKCS#8 of the pooled key: %v", err)
+	}
+	block, rest := pem.Decode([]byte(k.PublicPEM))
+	if block == nil || block.Type != "PUBLIC KEY" || len(rest) != 0 {
+		t.Fatalf("public PEM %q", k.PublicPEM)
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil || !k.Private.PublicKey.Equal(pub) {
+		t.Errorf("public key of the pooled key: %v", err)
+	}
+}
+
+func TestKeyPoolTakesBackAnUnusedKey(t *testing.T) {
+	p, err := NewKeyPool(1, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	for p.Depth() > 0 {
+		_, _ = p.Get()
+	}
+	k, _ := p.Get()
+	p.Return(k)
+	again, err := p.Get()
+	if err != nil || again != k || p.Depth() != 0 {
+		t.Fatalf("the returned key was not handed out again: %v, depth %d", err, p.Depth())
+	}
+	// Into a full pool, a returned key is dropped.
+	p.Return(k)
+	other, _ := newPooledKey(2048)
+	p.Return(other)
+	if got, _ := p.Get(); got != k || p.Depth() != 0 {
+		t.Errorf("a full pool took a second key")
 	}
 }
 
@@ -43,6 +87,7 @@ func TestKeyPoolGeneratesOnTheRequestPathWhenEmpty(t *testing.T) {
 	if err != nil || k == nil || p.Misses() != misses+1 {
 		t.Fatalf("get from an empty pool: %v, misses %d → %d", err, misses, p.Misses())
 	}
+	checkEncodings(t, k)
 }
 
 func TestKeyPoolRefusesWeakKeys(t *testing.T) {

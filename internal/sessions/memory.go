@@ -34,6 +34,7 @@ func (m *Memory) Create(_ context.Context, key string, s *Session) error {
 	defer m.mu.Unlock()
 	now := m.now()
 	if old, ok := m.sessions[key]; ok && now.Before(old.expires) {
+		old.expires = now.Add(m.ttl)
 		return ErrExists
 	}
 	m.sessions[key] = &memSession{s: *s, expires: now.Add(m.ttl)}

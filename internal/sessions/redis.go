@@ -30,9 +30,13 @@ func NewRedis(client redis.UniversalClient, prefix string, ttl time.Duration, ke
 
 func (r *Redis) key(key string) string { return r.prefix + "session:" + key }
 
-// createScript stores a session unless one exists, atomically.
+// createScript stores a session unless one exists, atomically; an
+// existing session's idle TTL restarts, as with Get.
 var createScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 0
+end
 redis.call('HSET', KEYS[1], 'session', ARGV[1], 'key', ARGV[2], 'failures', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`)

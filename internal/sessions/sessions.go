@@ -44,7 +44,9 @@ type Session struct {
 // Store holds open sessions by their key (user id + device id). A session
 // expires after being idle for the store's TTL.
 type Store interface {
-	// Create stores s under key, or returns ErrExists if key has a session.
+	// Create stores s under key, or returns ErrExists if key has a
+	// session, whose idle TTL it then restarts (as Get does: a device
+	// asking to start its open session is using it).
 	Create(ctx context.Context, key string, s *Session) error
 	// Get returns the session under key and restarts its idle TTL, or
 	// returns ErrNotFound.

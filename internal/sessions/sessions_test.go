@@ -121,7 +121,8 @@ func TestStoreClosesTheSessionAtTheFailureLimit(t *testing.T) {
 func TestStoreExpiresIdleSessionsAndKeepsBusyOnes(t *testing.T) {
 	eachStore(t, 300*time.Millisecond, func(t *testing.T, s Store) {
 		ctx := context.Background()
-		for _, k := range []string{"busy", "idle"} {
+		// "restarted" is kept alive by starts refused as already open.
+		for _, k := range []string{"busy", "idle", "restarted"} {
 			if err := s.Create(ctx, k, session(k, "d")); err != nil {
 				t.Fatal(err)
 			}
@@ -131,9 +132,15 @@ func TestStoreExpiresIdleSessionsAndKeepsBusyOnes(t *testing.T) {
 			if _, err := s.Get(ctx, "busy"); err != nil {
 				t.Fatalf("busy session: %v", err)
 			}
+			if err := s.Create(ctx, "restarted", session("restarted", "other")); err != ErrExists {
+				t.Fatalf("start of an open session: %v", err)
+			}
 		}
 		if _, err := s.Get(ctx, "idle"); err != ErrNotFound {
 			t.Errorf("idle session after 480ms of a 300ms TTL: %v", err)
+		}
+		if got, err := s.Get(ctx, "restarted"); err != nil || got.DeviceID != "d" {
+			t.Errorf("session restarted by refused starts: %+v, %v", got, err)
 		}
 		if err := s.Create(ctx, "idle", session("idle", "d")); err != nil {
 			t.Errorf("create over an expired session: %v", err)

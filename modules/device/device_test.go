@@ -42,7 +42,7 @@ var (
 // gateway starts Caddy with the device channel on /api (options inside its
 // block, redis the app's redis address or empty) and the devices of the
 // built-in directory.
-func gateway(t *testing.T, redisAddr, options string) string {
+func gateway(t testing.TB, redisAddr, options string) string {
 	t.Helper()
 	_, api := startGateway(t, redisAddr, options)
 	return api
@@ -52,7 +52,7 @@ func gateway(t *testing.T, redisAddr, options string) string {
 var lastServer *testcaddy.Server
 
 // startGateway is gateway that also returns the config maker, for reloads.
-func startGateway(t *testing.T, redisAddr, options string) (reload func(options string), api string) {
+func startGateway(t testing.TB, redisAddr, options string) (reload func(options string), api string) {
 	t.Helper()
 	dir, port := t.TempDir(), testcaddy.FreePort(t)
 	config := func(options string) string {
@@ -248,7 +248,7 @@ func TestDeviceClosesTheSessionAfterMaxFailedDecryptions(t *testing.T) {
 		other, _ := devicecrypto.NewKeyPool(1, 2048)
 		otherKey, _ := other.Get()
 		other.Close()
-		wrongKey := sealed(t, &otherKey.PublicKey, "x")
+		wrongKey := sealed(t, &otherKey.Private.PublicKey, "x")
 		tampered := []byte(sealed(t, pub, "a message of two blocks...."))
 		var env map[string]any
 		_ = json.Unmarshal(tampered, &env)

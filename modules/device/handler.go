@@ -49,11 +49,9 @@ package device
 import (
 	"crypto/ecdh"
 	"crypto/sha256"
-	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -387,23 +385,24 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, rt *runtime, req 
 		h.unavailable(w, "device directory unavailable", err)
 		return
 	}
-	if _, err := rt.sessions.Get(ctx, req.key); err == nil {
-		writeAnswer(w, http.StatusOK, "already auth", codeAgain, nil)
-		return
-	} else if !errors.Is(err, sessions.ErrNotFound) {
-		h.unavailable(w, "session store unavailable", err)
-		return
-	}
-	sess, public, err := h.newSession(req)
+	// No Get first: Create refuses an existing session atomically (and
+	// restarts its idle TTL, as a Get would), so a start costs one store
+	// round trip. The key taken for a refused session was neither stored
+	// nor shown to anyone and goes back to the pool.
+	sess, public, pooled, err := h.newSession(req)
 	if err != nil {
 		h.unavailable(w, "creating a session key failed", err)
 		return
 	}
 	switch err := rt.sessions.Create(ctx, req.key, sess); {
 	case errors.Is(err, sessions.ErrExists):
+		h.returnKey(pooled)
 		writeAnswer(w, http.StatusOK, "already auth", codeAgain, nil)
 		return
 	case err != nil:
+		// The key is not given back: the store may have kept it
+		// (a reply lost after the write), and no key may serve two
+		// sessions.
 		h.unavailable(w, "session store unavailable", err)
 		return
 	}
@@ -418,29 +417,31 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, rt *runtime, req 
 
 // newSession makes a session's key pair and returns its public key as the
 // device receives it: PEM (SubjectPublicKeyInfo) in RSA mode, the base64
-// of the 32-byte X25519 key in HPKE mode.
-func (h *Handler) newSession(req *request) (*sessions.Session, string, error) {
+// of the 32-byte X25519 key in HPKE mode. In RSA mode it also returns the
+// pooled key, to give back if the session is not created.
+func (h *Handler) newSession(req *request) (*sessions.Session, string, *devicecrypto.PooledKey, error) {
 	s := &sessions.Session{UserID: req.userID, DeviceID: req.deviceID, Mode: req.mode, CreatedAt: time.Now().UTC()}
 	if req.mode == sessions.ModeHPKE {
 		priv, err := devicecrypto.NewHPKEKey()
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		s.PrivateKey = priv.Bytes()
-		return s, base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes()), nil
+		return s, base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes()), nil, nil
 	}
-	priv, err := h.keys.Get()
+	key, err := h.keys.Get()
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	if s.PrivateKey, err = x509.MarshalPKCS8PrivateKey(priv); err != nil {
-		return nil, "", err
+	s.PrivateKey = key.PKCS8
+	return s, key.PublicPEM, key, nil
+}
+
+// returnKey gives an unused RSA key back to the pool.
+func (h *Handler) returnKey(key *devicecrypto.PooledKey) {
+	if key != nil {
+		h.keys.Return(key)
 	}
-	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	if err != nil {
-		return nil, "", err
-	}
-	return s, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
 }
 
 // logout closes a session.
