@@ -216,6 +216,14 @@ func TestPortalLockoutAnswers429UntilItEnds(t *testing.T) {
 	for range 2 {
 		p.do(portalCall{method: "POST", path: "/portal/auth/login", body: wrong}).want(t, http.StatusUnauthorized, "invalid_credentials")
 	}
+	// Locked, the account answers a wrong password exactly as an unknown
+	// email is answered: the lock does not reveal that it exists.
+	lockedWrong := p.do(portalCall{method: "POST", path: "/portal/auth/login", body: wrong}).want(t, http.StatusUnauthorized, "invalid_credentials")
+	unknown := p.do(portalCall{method: "POST", path: "/portal/auth/login", body: map[string]any{"email": "nobody@example.com", "password": "not the password"}}).
+		want(t, http.StatusUnauthorized, "invalid_credentials")
+	if string(lockedWrong.Raw) != string(unknown.Raw) || lockedWrong.Header.Get("Retry-After") != "" {
+		t.Fatalf("locked account: %s (Retry-After %q); unknown email: %s", lockedWrong.Raw, lockedWrong.Header.Get("Retry-After"), unknown.Raw)
+	}
 	locked := p.do(portalCall{method: "POST", path: "/portal/auth/login", body: map[string]any{"email": "ann@example.com", "password": portalPassword}}).
 		want(t, http.StatusTooManyRequests, "login_locked")
 	if ra, err := strconv.Atoi(locked.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 2 {
