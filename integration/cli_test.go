@@ -455,17 +455,27 @@ func TestCLIUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		bobID := fmt.Sprint(bob.ID)
+		// Admins see lockouts: two wrong passwords, then a lock.
+		for range 2 {
+			if _, err := e.db().Users.RecordLoginFailure(ctx, bob.ID, 5, time.Minute, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.db().Users.LockUntil(ctx, bob.ID, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 		res = e.ok("", "user", "list")
 		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
 		if len(lines) != 3 ||
 			!cliMatch(`^ID\s+EMAIL\s+ROLE\s+CLIENT\s+STATUS\s+LAST LOGIN\s+CREATED$`, lines[0]) ||
 			!cliMatch(`^1\s+admin@example\.com\s+admin\s+-\s+active\s+-\s+20\d\d-`, lines[1]) ||
-			!cliMatch(`^`+bobID+`\s+bob@example\.com\s+user\s+proxy-1\s+active\s+-\s+20\d\d-`, lines[2]) {
+			!cliMatch(`^`+bobID+`\s+bob@example\.com\s+user\s+proxy-1\s+locked\s+-\s+20\d\d-`, lines[2]) {
 			t.Fatalf("user list:\n%s", res.stdout)
 		}
 		var listed []map[string]any
 		e.json(&listed, "user", "list")
-		if len(listed) != 2 || listed[1]["email"] != "bob@example.com" || listed[1]["client_id"] != "proxy-1" {
+		if len(listed) != 2 || listed[1]["email"] != "bob@example.com" || listed[1]["client_id"] != "proxy-1" ||
+			listed[1]["failed_logins"] != 2.0 || listed[1]["locked_until"] == nil || listed[0]["failed_logins"] != 0.0 {
 			t.Fatalf("user list --json: %v", listed)
 		}
 		if _, leaked := listed[0]["password_hash"]; leaked || strings.Contains(fmt.Sprint(listed), "$2a$") {
