@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -153,7 +154,9 @@ func run(serverDSN string, o options) error {
 	register := func() []byte {
 		return []byte(fmt.Sprintf(`{"sender_number":"+49152%08d","message_body":"flood test %d"}`, rand.IntN(1e8), rand.Int()))
 	}
+	cpu0 := processCPU()
 	quiet := load(client, base+"/internal/messages/register", o.duration, o.concurrency, http.StatusCreated, register)
+	cpu1 := processCPU()
 
 	floodFor := o.duration + 2*time.Second
 	cmd, out, err := startFlood(fmt.Sprintf("http://127.0.0.1:%d/portal/auth/login", portalPort), o, floodFor)
@@ -161,7 +164,9 @@ func run(serverDSN string, o options) error {
 		return fmt.Errorf("starting the flood process: %w", err)
 	}
 	time.Sleep(time.Second)
+	cpu2 := processCPU()
 	flooded := load(client, base+"/internal/messages/register", o.duration, o.concurrency, http.StatusCreated, register)
+	cpu3 := processCPU()
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("flood process: %w", err)
 	}
@@ -174,6 +179,9 @@ func run(serverDSN string, o options) error {
 	fmt.Printf("register under flood  %s\n", flooded)
 	fmt.Printf("flood (separate process, nice %d): %d wrong logins checked (%.1f/s), %d refused (429, %.0f/s)\n", o.nice, logins,
 		float64(logins)/floodFor.Seconds(), refused, float64(refused)/floodFor.Seconds())
+	floodCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	fmt.Printf("CPU per second of a phase: gateway+register clients %.2f alone, %.2f under flood; flood process %.2f\n",
+		(cpu1-cpu0).Seconds()/o.duration.Seconds(), (cpu3-cpu2).Seconds()/o.duration.Seconds(), floodCPU.Seconds()/floodFor.Seconds())
 	fmt.Printf("p99 ratio flood/alone = %.2f (target <= 2)\n", float64(flooded.p(0.99))/float64(quiet.p(0.99)))
 	return nil
 }
@@ -290,6 +298,16 @@ func load(client *http.Client, url string, duration time.Duration, concurrency, 
 	wg.Wait()
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	return result{ok: ok.Load(), failed: failed.Load(), elapsed: time.Since(start), latencies: latencies}
+}
+
+// processCPU is the CPU time this process (the gateway and the register
+// clients) has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // mustFreePort is bench.FreePort for the config template, where an error
