@@ -241,6 +241,34 @@ func TestPortalLockoutAnswers429UntilItEnds(t *testing.T) {
 		want(t, http.StatusOK, "")
 }
 
+// The bcrypt budget (hashes_per_second, hash_burst) turns logins beyond it
+// away with 429 login_busy and a Retry-After, whatever the email.
+func TestPortalBcryptBudgetAnswersLoginBusy(t *testing.T) {
+	p := startPortal(t, "sqlite", "login {\n\t\t\tbcrypt_cost 4\n\t\t\thashes_per_second 1\n\t\t\thash_burst 1\n\t\t}")
+	p.createUser("ann@example.com", storage.RoleUser, "proxy-a")
+	busy := 0
+	// Five logins in a row: one a second is admitted, so unless the five
+	// take four seconds some are refused.
+	for i := range 5 {
+		email := "ann@example.com"
+		if i%2 == 1 {
+			email = "nobody@example.com"
+		}
+		a := p.do(portalCall{method: "POST", path: "/portal/auth/login", body: map[string]any{"email": email, "password": "not the password"}})
+		if a.Status == http.StatusUnauthorized {
+			continue
+		}
+		a.want(t, http.StatusTooManyRequests, "login_busy")
+		if a.Header.Get("Retry-After") != "1" {
+			t.Fatalf("Retry-After = %q, want 1", a.Header.Get("Retry-After"))
+		}
+		busy++
+	}
+	if busy == 0 {
+		t.Fatal("five logins in a row all passed a budget of one a second")
+	}
+}
+
 func TestPortalCookieModeNeedsTheCSRFHeader(t *testing.T) {
 	eachPortalDialect(t, "", func(t *testing.T, p *portalGateway) {
 		p.createUser("ann@example.com", storage.RoleUser, "proxy-a")
