@@ -551,10 +551,10 @@ func TestCLIKeysRotateResumesAfterBeingKilled(t *testing.T) {
 func cliCheckMixed(t *testing.T, e *cliEnv, bodies map[string]string) {
 	t.Helper()
 	kr := cliKeyring(t, e)
-	var afterID int64
+	var after storage.ListPosition
 	seen := 0
 	for {
-		msgs, err := e.db().Messages.List(context.Background(), storage.MessageFilter{AfterID: afterID, Limit: storage.MaxPageSize})
+		msgs, err := e.db().Messages.List(context.Background(), storage.MessageFilter{After: after, Limit: storage.MaxPageSize})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -569,7 +569,7 @@ func cliCheckMixed(t *testing.T, e *cliEnv, bodies map[string]string) {
 			}
 			seen++
 		}
-		afterID = msgs[len(msgs)-1].ID
+		after = storage.PositionOf(&msgs[len(msgs)-1])
 	}
 	if seen != len(bodies) {
 		t.Fatalf("checked %d messages, want %d", seen, len(bodies))

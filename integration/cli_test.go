@@ -343,17 +343,17 @@ func TestCLIMigrate(t *testing.T) {
 			e.fails(1, "pending migration(s); apply them with 'caddy msgbroker migrate up'", "", "user", "list")
 			var states []struct{ Name, Status string }
 			e.json(&states, "migrate", "status")
-			if len(states) != 3 || states[0].Status != "pending" || states[1].Status != "pending" || states[2].Status != "pending" {
+			if len(states) != 4 || states[0].Status != "pending" || states[1].Status != "pending" || states[2].Status != "pending" || states[3].Status != "pending" {
 				t.Fatalf("status before up: %+v", states)
 			}
 			res := e.ok("", "migrate", "up")
-			if res.stdout != "Applied 0001_base_schema\nApplied 0002_query_indexes\nApplied 0003_health_probe\n" {
+			if res.stdout != "Applied 0001_base_schema\nApplied 0002_query_indexes\nApplied 0003_health_probe\nApplied 0004_portal_hardening\n" {
 				t.Fatalf("migrate up: %s", res)
 			}
 		} else {
 			// SQLite migrates itself, like the gateway at start.
 			res := e.ok("", "user", "list")
-			if !strings.Contains(res.stderr, "Applied migrations (auto_migrate): 0001_base_schema, 0002_query_indexes, 0003_health_probe") {
+			if !strings.Contains(res.stderr, "Applied migrations (auto_migrate): 0001_base_schema, 0002_query_indexes, 0003_health_probe, 0004_portal_hardening") {
 				t.Fatalf("user list on a new database: %s", res)
 			}
 		}
@@ -362,33 +362,33 @@ func TestCLIMigrate(t *testing.T) {
 		}
 		res := e.ok("", "migrate", "status")
 		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
-		if len(lines) != 4 || !strings.HasPrefix(lines[0], "MIGRATION           STATUS   APPLIED AT") ||
-			!strings.HasPrefix(lines[1], "0001_base_schema    applied  20") || !strings.HasPrefix(lines[2], "0002_query_indexes  applied  20") ||
-			!strings.HasPrefix(lines[3], "0003_health_probe   applied  20") {
+		if len(lines) != 5 || !strings.HasPrefix(lines[0], "MIGRATION              STATUS   APPLIED AT") ||
+			!strings.HasPrefix(lines[1], "0001_base_schema       applied  20") || !strings.HasPrefix(lines[2], "0002_query_indexes     applied  20") ||
+			!strings.HasPrefix(lines[3], "0003_health_probe      applied  20") || !strings.HasPrefix(lines[4], "0004_portal_hardening  applied  20") {
 			t.Fatalf("migrate status:\n%s", res)
 		}
 
 		e.fails(2, "refusing to proceed without confirmation (stdin is not a terminal; pass --force)", "y\n", "migrate", "down")
-		if applied := cliApplied(t, e); applied != 3 {
-			t.Fatalf("%d migrations applied after a refused rollback, want 3", applied)
+		if applied := cliApplied(t, e); applied != 4 {
+			t.Fatalf("%d migrations applied after a refused rollback, want 4", applied)
 		}
-		if res := e.ok("", "migrate", "down", "--force"); res.stdout != "Rolled back 0003_health_probe\n" {
+		if res := e.ok("", "migrate", "down", "--force"); res.stdout != "Rolled back 0004_portal_hardening\n" {
 			t.Fatalf("migrate down: %s", res)
 		}
 		states, err := storage.MigrationStatus(ctx, e.db().DB)
-		if err != nil || states[1].Applied != true || states[2].Applied != false {
+		if err != nil || states[2].Applied != true || states[3].Applied != false {
 			t.Fatalf("status after down: %+v, %v", states, err)
 		}
 		var up struct{ Applied []string }
 		e.json(&up, "migrate", "up")
-		if len(up.Applied) != 1 || up.Applied[0] != "0003_health_probe" {
+		if len(up.Applied) != 1 || up.Applied[0] != "0004_portal_hardening" {
 			t.Fatalf("migrate up --json: %+v", up)
 		}
 		var down struct {
 			RolledBack []string `json:"rolled_back"`
 		}
-		e.json(&down, "migrate", "down", "3", "--force")
-		if len(down.RolledBack) != 3 || cliApplied(t, e) != 0 {
+		e.json(&down, "migrate", "down", "4", "--force")
+		if len(down.RolledBack) != 4 || cliApplied(t, e) != 0 {
 			t.Fatalf("migrate down 3: %+v, %d applied", down, cliApplied(t, e))
 		}
 		cliTableGone(t, e, "users")
@@ -455,17 +455,27 @@ func TestCLIUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		bobID := fmt.Sprint(bob.ID)
+		// Admins see lockouts: two wrong passwords, then a lock.
+		for range 2 {
+			if _, err := e.db().Users.RecordLoginFailure(ctx, bob.ID, 5, time.Minute, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.db().Users.LockUntil(ctx, bob.ID, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 		res = e.ok("", "user", "list")
 		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
 		if len(lines) != 3 ||
 			!cliMatch(`^ID\s+EMAIL\s+ROLE\s+CLIENT\s+STATUS\s+LAST LOGIN\s+CREATED$`, lines[0]) ||
 			!cliMatch(`^1\s+admin@example\.com\s+admin\s+-\s+active\s+-\s+20\d\d-`, lines[1]) ||
-			!cliMatch(`^`+bobID+`\s+bob@example\.com\s+user\s+proxy-1\s+active\s+-\s+20\d\d-`, lines[2]) {
+			!cliMatch(`^`+bobID+`\s+bob@example\.com\s+user\s+proxy-1\s+locked\s+-\s+20\d\d-`, lines[2]) {
 			t.Fatalf("user list:\n%s", res.stdout)
 		}
 		var listed []map[string]any
 		e.json(&listed, "user", "list")
-		if len(listed) != 2 || listed[1]["email"] != "bob@example.com" || listed[1]["client_id"] != "proxy-1" {
+		if len(listed) != 2 || listed[1]["email"] != "bob@example.com" || listed[1]["client_id"] != "proxy-1" ||
+			listed[1]["failed_logins"] != 2.0 || listed[1]["locked_until"] == nil || listed[0]["failed_logins"] != 0.0 {
 			t.Fatalf("user list --json: %v", listed)
 		}
 		if _, leaked := listed[0]["password_hash"]; leaked || strings.Contains(fmt.Sprint(listed), "$2a$") {

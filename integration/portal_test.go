@@ -216,6 +216,14 @@ func TestPortalLockoutAnswers429UntilItEnds(t *testing.T) {
 	for range 2 {
 		p.do(portalCall{method: "POST", path: "/portal/auth/login", body: wrong}).want(t, http.StatusUnauthorized, "invalid_credentials")
 	}
+	// Locked, the account answers a wrong password exactly as an unknown
+	// email is answered: the lock does not reveal that it exists.
+	lockedWrong := p.do(portalCall{method: "POST", path: "/portal/auth/login", body: wrong}).want(t, http.StatusUnauthorized, "invalid_credentials")
+	unknown := p.do(portalCall{method: "POST", path: "/portal/auth/login", body: map[string]any{"email": "nobody@example.com", "password": "not the password"}}).
+		want(t, http.StatusUnauthorized, "invalid_credentials")
+	if string(lockedWrong.Raw) != string(unknown.Raw) || lockedWrong.Header.Get("Retry-After") != "" {
+		t.Fatalf("locked account: %s (Retry-After %q); unknown email: %s", lockedWrong.Raw, lockedWrong.Header.Get("Retry-After"), unknown.Raw)
+	}
 	locked := p.do(portalCall{method: "POST", path: "/portal/auth/login", body: map[string]any{"email": "ann@example.com", "password": portalPassword}}).
 		want(t, http.StatusTooManyRequests, "login_locked")
 	if ra, err := strconv.Atoi(locked.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 2 {
@@ -231,6 +239,34 @@ func TestPortalLockoutAnswers429UntilItEnds(t *testing.T) {
 	time.Sleep(2100 * time.Millisecond)
 	p.do(portalCall{method: "POST", path: "/portal/auth/login", body: map[string]any{"email": "ann@example.com", "password": portalPassword}}).
 		want(t, http.StatusOK, "")
+}
+
+// The bcrypt budget (hashes_per_second, hash_burst) turns logins beyond it
+// away with 429 login_busy and a Retry-After, whatever the email.
+func TestPortalBcryptBudgetAnswersLoginBusy(t *testing.T) {
+	p := startPortal(t, "sqlite", "login {\n\t\t\tbcrypt_cost 4\n\t\t\thashes_per_second 1\n\t\t\thash_burst 1\n\t\t}")
+	p.createUser("ann@example.com", storage.RoleUser, "proxy-a")
+	busy := 0
+	// Five logins in a row: one a second is admitted, so unless the five
+	// take four seconds some are refused.
+	for i := range 5 {
+		email := "ann@example.com"
+		if i%2 == 1 {
+			email = "nobody@example.com"
+		}
+		a := p.do(portalCall{method: "POST", path: "/portal/auth/login", body: map[string]any{"email": email, "password": "not the password"}})
+		if a.Status == http.StatusUnauthorized {
+			continue
+		}
+		a.want(t, http.StatusTooManyRequests, "login_busy")
+		if a.Header.Get("Retry-After") != "1" {
+			t.Fatalf("Retry-After = %q, want 1", a.Header.Get("Retry-After"))
+		}
+		busy++
+	}
+	if busy == 0 {
+		t.Fatal("five logins in a row all passed a budget of one a second")
+	}
 }
 
 func TestPortalCookieModeNeedsTheCSRFHeader(t *testing.T) {

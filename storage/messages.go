@@ -24,12 +24,24 @@ type MessageFilter struct {
 	Since time.Time
 	// Until keeps messages created before it.
 	Until time.Time
-	// AfterID is the keyset cursor: the last (smallest) id of the previous
-	// page. Results are ordered by id descending, so only rows with a
-	// smaller id are returned.
-	AfterID int64
+	// After is the keyset cursor: the position of the last row of the
+	// previous page (PositionOf). Only rows after it in the list order
+	// are returned; the zero value starts at the newest.
+	After ListPosition
 	// Limit is the page size; see DefaultPageSize and MaxPageSize.
 	Limit int
+}
+
+// ListPosition is a row's place in the list order: newest created_at
+// first, and among equal times the highest id first.
+type ListPosition struct {
+	CreatedAt time.Time
+	ID        int64
+}
+
+// PositionOf is m's place in the list order.
+func PositionOf(m *Message) ListPosition {
+	return ListPosition{CreatedAt: m.CreatedAt, ID: m.ID}
 }
 
 // ClientCount is the number of messages registered by one client.
@@ -102,17 +114,28 @@ func (r *MessageRepo) GetByMessageID(ctx context.Context, messageID string) (*Me
 	return m, nil
 }
 
-// List returns one page of messages matching f, newest (highest id) first.
-// Pass the last id of a page as the next filter's AfterID to continue;
-// unlike OFFSET this neither skips nor repeats rows while new ones arrive.
+// List returns one page of messages matching f, newest (created_at, then
+// id) first. Pass PositionOf the last row of a page as the next filter's
+// After to continue; unlike OFFSET this neither skips nor repeats rows
+// while new ones arrive. The order is by creation time rather than id so
+// that since and until are ranges of the index that also gives the order:
+// ordered by id, an until filter had to pass every newer row first (2.4 s
+// for a first page on 1M rows).
 func (r *MessageRepo) List(ctx context.Context, f MessageFilter) ([]Message, error) {
 	var msgs []Message
-	q := r.db.NewSelect().Model(&msgs)
+	if err := r.listQuery(&msgs, f).Scan(ctx); err != nil {
+		return nil, dbError(err, "listing messages")
+	}
+	return msgs, nil
+}
+
+func (r *MessageRepo) listQuery(dest *[]Message, f MessageFilter) *bun.SelectQuery {
+	q := r.db.NewSelect().Model(dest)
 	if index := listIndex(f); index != "" && Dialect(r.db) == DriverMySQL {
-		// MariaDB picks a ref access on the index's first column and
-		// then walks the whole key backwards past the cursor (a page 10,000
-		// rows deep took 350 ms on 1M rows); forcing the index makes it a
-		// range scan that starts at the cursor (3 ms).
+		// MariaDB, left to choose, picks a ref access on the index's first
+		// column and walks that whole key backwards to the cursor (a page
+		// 10,000 rows deep took 350 ms on 1M rows); forced, it is a range
+		// scan that starts at the cursor (under 1 ms).
 		q = q.ModelTableExpr("?TableName AS ?TableAlias FORCE INDEX (" + index + ")")
 	}
 	if f.ClientID != "" {
@@ -130,25 +153,27 @@ func (r *MessageRepo) List(ctx context.Context, f MessageFilter) ([]Message, err
 	if !f.Until.IsZero() {
 		q = q.Where("created_at < ?", utc(f.Until))
 	}
-	if f.AfterID > 0 {
-		q = q.Where("id < ?", f.AfterID)
+	if f.After.ID > 0 {
+		at := utc(f.After.CreatedAt)
+		q = q.Where("(created_at < ? OR (created_at = ? AND id < ?))", at, at, f.After.ID)
 	}
-	if err := q.OrderExpr("id DESC").Limit(pageSize(f.Limit)).Scan(ctx); err != nil {
-		return nil, dbError(err, "listing messages")
-	}
-	return msgs, nil
+	return q.OrderExpr("created_at DESC, id DESC").Limit(pageSize(f.Limit))
 }
 
-// listIndex is the index that serves f's keyset scan: (client_id, id) or
-// (status, id), or none for the primary key.
+// listIndex is the index whose order is the list's: (client_id,
+// created_at, id), (status, created_at, id) or (created_at, id). With a
+// message id prefix the database chooses: the unique message_id index
+// finds the few matching rows faster than any walk in time order.
 func listIndex(f MessageFilter) string {
 	switch {
+	case f.MessageIDPrefix != "":
+		return ""
 	case f.ClientID != "":
-		return "idx_messages_client_id_id"
+		return "idx_messages_client_id_created_at_id"
 	case f.Status != "":
-		return "idx_messages_status_id"
+		return "idx_messages_status_created_at_id"
 	}
-	return ""
+	return "idx_messages_created_at_id"
 }
 
 // CountByStatus returns the number of messages per status; statuses without

@@ -18,18 +18,24 @@ import (
 )
 
 var (
-	allMigrations = []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe"}
+	allMigrations = []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening"}
 	schemaTables  = []string{
 		"messages", "users", "clients", "audit_log", "refresh_tokens",
 		"devices", "certmagic_data", "certmagic_locks",
 	}
-	// queryIndexes are created by 0002_query_indexes.
+	// queryIndexes are created by 0002_query_indexes and kept.
 	queryIndexes = []string{
-		"idx_messages_client_id_id", "idx_messages_status_id", "idx_messages_created_at",
 		"idx_messages_encryption_key_id", "idx_messages_sender_number_hash",
 		"idx_clients_client_id", "idx_clients_status", "idx_clients_not_after",
 		"idx_clients_updated_at", "idx_audit_log_created_at", "idx_audit_log_actor_id",
 		"idx_audit_log_action_id", "idx_refresh_tokens_expires_at",
+	}
+	// idIndexes are created by 0002_query_indexes and replaced by
+	// timeIndexes in 0004_portal_hardening.
+	idIndexes   = []string{"idx_messages_client_id_id", "idx_messages_status_id", "idx_messages_created_at"}
+	timeIndexes = []string{
+		"idx_messages_client_id_created_at_id", "idx_messages_status_created_at_id", "idx_messages_created_at_id",
+		"uq_refresh_tokens_token_hash",
 	}
 )
 
@@ -56,6 +62,7 @@ func TestMigrationsUpDownUpCreateAndDropTheSchema(t *testing.T) {
 			rolledBack []string
 			remaining  []string
 		}{
+			{1, []string{"0004_portal_hardening"}, []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe"}},
 			{1, []string{"0003_health_probe"}, []string{"0001_base_schema", "0002_query_indexes"}},
 			{1, []string{"0002_query_indexes"}, []string{"0001_base_schema"}},
 			{5, []string{"0001_base_schema"}, nil},
@@ -79,7 +86,7 @@ func TestMigrationsUpDownUpCreateAndDropTheSchema(t *testing.T) {
 
 		rolledBack, err := storage.MigrateDown(ctx, db, len(allMigrations))
 		mustNoErr(t, err, "MigrateDown all")
-		if want := []string{"0003_health_probe", "0002_query_indexes", "0001_base_schema"}; !slices.Equal(rolledBack, want) {
+		if want := []string{"0004_portal_hardening", "0003_health_probe", "0002_query_indexes", "0001_base_schema"}; !slices.Equal(rolledBack, want) {
 			t.Fatalf("MigrateDown(all) rolled back %v, want %v", rolledBack, want)
 		}
 		assertSchema(t, db, nil)
@@ -94,6 +101,7 @@ func assertSchema(t *testing.T, db *bun.DB, applied []string) {
 	base := slices.Contains(applied, "0001_base_schema")
 	idx := slices.Contains(applied, "0002_query_indexes")
 	probe := slices.Contains(applied, "0003_health_probe")
+	hardened := slices.Contains(applied, "0004_portal_hardening")
 
 	have := tables(t, db)
 	if have["health_probe"] != probe {
@@ -109,6 +117,19 @@ func assertSchema(t *testing.T, db *bun.DB, applied []string) {
 		if haveIdx[index] != idx {
 			t.Errorf("index %s present = %v, want %v (applied %v)", index, haveIdx[index], idx, applied)
 		}
+	}
+	for _, index := range idIndexes {
+		if haveIdx[index] != (idx && !hardened) {
+			t.Errorf("index %s present = %v, want %v (applied %v)", index, haveIdx[index], idx && !hardened, applied)
+		}
+	}
+	for _, index := range timeIndexes {
+		if haveIdx[index] != hardened {
+			t.Errorf("index %s present = %v, want %v (applied %v)", index, haveIdx[index], hardened, applied)
+		}
+	}
+	if base && columns(t, db, "refresh_tokens")["token_hash"] != hardened {
+		t.Errorf("column refresh_tokens.token_hash present = %v, want %v (applied %v)", !hardened, hardened, applied)
 	}
 
 	states, err := storage.MigrationStatus(ctx, db)

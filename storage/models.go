@@ -145,12 +145,15 @@ type AuditEntry struct {
 }
 
 // RefreshToken records an issued refresh token. Tokens of one login share a
-// FamilyID, so reuse of a rotated token can revoke the whole family.
+// FamilyID, so reuse of a rotated token can revoke the whole family. The
+// token itself is never stored: TokenHash is its SHA-256 (HashRefreshToken),
+// by which it is looked up when presented.
 type RefreshToken struct {
 	bun.BaseModel `bun:"table:refresh_tokens"`
 
 	ID        int64      `bun:"id,pk,autoincrement"`
 	JTI       string     `bun:"jti,notnull"`
+	TokenHash string     `bun:"token_hash,notnull"`
 	FamilyID  string     `bun:"family_id,notnull"`
 	UserID    int64      `bun:"user_id,notnull"`
 	IssuedAt  time.Time  `bun:"issued_at,notnull"`

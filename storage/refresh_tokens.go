@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -12,8 +14,19 @@ type RefreshTokenRepo struct {
 	db *bun.DB
 }
 
+// HashRefreshToken is the stored form of a refresh token: the hex SHA-256
+// of the token as issued. A token carries 128 bits of randomness (its jti)
+// under a signature, so an unsalted fast hash cannot be reversed or
+// guessed, and looking a row up by it in an index leaks nothing a timing
+// attacker could use: what the index compares is a hash of the secret,
+// which the attacker cannot steer byte by byte.
+func HashRefreshToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
 // Insert records an issued refresh token and sets t.ID. An unset IssuedAt
-// defaults to now. A duplicate jti yields ErrConflict.
+// defaults to now. A duplicate jti or token hash yields ErrConflict.
 func (r *RefreshTokenRepo) Insert(ctx context.Context, t *RefreshToken) error {
 	t.IssuedAt = orTime(t.IssuedAt, now())
 	t.ExpiresAt = utc(t.ExpiresAt)
@@ -34,24 +47,35 @@ func (r *RefreshTokenRepo) GetByJTI(ctx context.Context, jti string) (*RefreshTo
 	return t, nil
 }
 
-// MarkUsed marks the token used at time at if it is neither used nor
-// revoked yet, in one UPDATE, and reports whether it did. When two requests
-// present the same token only one wins; false means the token was already
-// spent (reuse: the caller should revoke the family) or does not exist.
-// Expiry is the caller's check: it is part of the signed token.
-func (r *RefreshTokenRepo) MarkUsed(ctx context.Context, jti string, at time.Time) (bool, error) {
+// GetByHash returns the token whose HashRefreshToken is tokenHash, or
+// ErrNotFound.
+func (r *RefreshTokenRepo) GetByHash(ctx context.Context, tokenHash string) (*RefreshToken, error) {
+	t := new(RefreshToken)
+	if err := r.db.NewSelect().Model(t).Where("token_hash = ?", tokenHash).Scan(ctx); err != nil {
+		return nil, dbError(err, "getting refresh token by hash")
+	}
+	return t, nil
+}
+
+// MarkUsed marks the token with the given hash used at time at if it is
+// neither used nor revoked yet, in one UPDATE, and reports whether it did.
+// When two requests present the same token only one wins; false means the
+// token was already spent (reuse: the caller should revoke the family) or
+// was never issued as presented. Expiry is the caller's check: it is part
+// of the signed token.
+func (r *RefreshTokenRepo) MarkUsed(ctx context.Context, tokenHash string, at time.Time) (bool, error) {
 	q := r.db.NewUpdate().Model((*RefreshToken)(nil)).
 		Set("used_at = ?", orTime(at, now())).
-		Where("jti = ?", jti).
+		Where("token_hash = ?", tokenHash).
 		Where("used_at IS NULL").
 		Where("revoked_at IS NULL")
 	res, err := execWrite(ctx, q)
 	if err != nil {
-		return false, dbError(err, "marking refresh token %s used", jti)
+		return false, dbError(err, "marking a refresh token used")
 	}
 	used, err := affectedOne(res)
 	if err != nil {
-		return false, dbError(err, "marking refresh token %s used", jti)
+		return false, dbError(err, "marking a refresh token used")
 	}
 	return used, nil
 }

@@ -18,6 +18,7 @@ import (
 func newToken(i int, family string, userID int64) *storage.RefreshToken {
 	return &storage.RefreshToken{
 		JTI:       fmt.Sprintf("aaaaaaaa-0000-4000-8000-%012d", i),
+		TokenHash: storage.HashRefreshToken(fmt.Sprintf("token %d", i)),
 		FamilyID:  family,
 		UserID:    userID,
 		IssuedAt:  baseTime,
@@ -44,10 +45,15 @@ func TestRefreshTokenRotation(t *testing.T) {
 		if !reflect.DeepEqual(got, tok) {
 			t.Errorf("GetByJTI =\n%+v\nwant\n%+v", got, tok)
 		}
+		got, err = st.RefreshTokens.GetByHash(ctx, tok.TokenHash)
+		mustNoErr(t, err, "GetByHash")
+		if !reflect.DeepEqual(got, tok) {
+			t.Errorf("GetByHash =\n%+v\nwant\n%+v", got, tok)
+		}
 
 		usedAt := baseTime.Add(time.Minute)
 		for i, want := range []bool{true, false} {
-			used, err := st.RefreshTokens.MarkUsed(ctx, tok.JTI, usedAt)
+			used, err := st.RefreshTokens.MarkUsed(ctx, tok.TokenHash, usedAt)
 			mustNoErr(t, err, "MarkUsed")
 			if used != want {
 				t.Fatalf("MarkUsed call %d = %v, want %v", i+1, used, want)
@@ -66,19 +72,38 @@ func TestRefreshTokenRotation(t *testing.T) {
 		}{
 			{"duplicate jti conflicts", st.RefreshTokens.Insert(ctx, newToken(1, familyB, u.ID)), storage.ErrConflict},
 			{"unknown jti is not found", errOf(st.RefreshTokens.GetByJTI(ctx, "bbbbbbbb-0000-4000-8000-000000000000")), storage.ErrNotFound},
+			{"unknown hash is not found", errOf(st.RefreshTokens.GetByHash(ctx, storage.HashRefreshToken("never issued"))), storage.ErrNotFound},
+			{"duplicate hash conflicts", st.RefreshTokens.Insert(ctx, sameHash(newToken(5, familyB, u.ID), tok)), storage.ErrConflict},
 		}
 		for _, tt := range errs {
 			if !errors.Is(tt.err, tt.want) {
 				t.Errorf("%s: got %v, want %v", tt.name, tt.err, tt.want)
 			}
 		}
+		if err := st.RefreshTokens.Insert(ctx, shortHash(newToken(6, familyB, u.ID))); err == nil {
+			t.Error("Insert with a token hash of 3 characters succeeded, want the CHECK to refuse it")
+		}
 		if err := st.RefreshTokens.Insert(ctx, newToken(9, familyB, 999999)); err == nil {
 			t.Error("Insert for a missing user succeeded, want a foreign key error")
 		}
-		if used, err := st.RefreshTokens.MarkUsed(ctx, "bbbbbbbb-0000-4000-8000-000000000000", usedAt); used || err != nil {
+		if used, err := st.RefreshTokens.MarkUsed(ctx, storage.HashRefreshToken("never issued"), usedAt); used || err != nil {
 			t.Errorf("MarkUsed(unknown) = %v, %v; want false, nil", used, err)
 		}
+		// The jti alone does not spend a token: rows are found by hash.
+		if used, err := st.RefreshTokens.MarkUsed(ctx, newToken(2, familyA, u.ID).JTI, usedAt); used || err != nil {
+			t.Errorf("MarkUsed(a jti) = %v, %v; want false, nil", used, err)
+		}
 	})
+}
+
+func sameHash(t, as *storage.RefreshToken) *storage.RefreshToken {
+	t.TokenHash = as.TokenHash
+	return t
+}
+
+func shortHash(t *storage.RefreshToken) *storage.RefreshToken {
+	t.TokenHash = "abc"
+	return t
 }
 
 func TestRefreshTokenMarkUsedHasOneWinner(t *testing.T) {
@@ -96,7 +121,7 @@ func TestRefreshTokenMarkUsedHasOneWinner(t *testing.T) {
 		)
 		for range 20 {
 			wg.Go(func() {
-				used, err := st.RefreshTokens.MarkUsed(ctx, tok.JTI, time.Now())
+				used, err := st.RefreshTokens.MarkUsed(ctx, tok.TokenHash, time.Now())
 				if err != nil {
 					t.Errorf("MarkUsed: %v", err)
 				}
@@ -136,7 +161,7 @@ func TestRefreshTokenRevocationAndCleanup(t *testing.T) {
 		if n != 2 {
 			t.Errorf("RevokeFamily revoked %d, want 2", n)
 		}
-		if used, err := st.RefreshTokens.MarkUsed(ctx, tokens[1].JTI, revokedAt); used || err != nil {
+		if used, err := st.RefreshTokens.MarkUsed(ctx, tokens[1].TokenHash, revokedAt); used || err != nil {
 			t.Errorf("MarkUsed on a revoked token = %v, %v; want false, nil", used, err)
 		}
 		n, err = st.RefreshTokens.RevokeAllForUser(ctx, alice.ID, revokedAt.Add(time.Minute))

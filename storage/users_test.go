@@ -124,7 +124,7 @@ func TestUserUpdateAndDelete(t *testing.T) {
 			t.Errorf("client id = %q after clearing it", *got.ClientID)
 		}
 
-		tok := &storage.RefreshToken{JTI: "aaaaaaaa-0000-4000-8000-000000000001", FamilyID: "ffffffff-0000-4000-8000-000000000001", UserID: u.ID, ExpiresAt: baseTime.Add(time.Hour)}
+		tok := &storage.RefreshToken{JTI: "aaaaaaaa-0000-4000-8000-000000000001", TokenHash: storage.HashRefreshToken("a token"), FamilyID: "ffffffff-0000-4000-8000-000000000001", UserID: u.ID, ExpiresAt: baseTime.Add(time.Hour)}
 		mustNoErr(t, st.RefreshTokens.Insert(ctx, tok), "inserting refresh token")
 		mustNoErr(t, st.Users.Delete(ctx, u.ID), "Delete")
 		if _, err := st.Users.GetByID(ctx, u.ID); !errors.Is(err, storage.ErrNotFound) {

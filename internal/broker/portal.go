@@ -54,7 +54,7 @@ type Portal struct {
 	Tokens *tokens.Manager
 	// Users supplies the password policy and the bcrypt cost.
 	Users *Users
-	// Pool runs bcrypt (default: NewHashPool(0, 0)).
+	// Pool runs bcrypt (default: NewHashPool(HashLimits{})).
 	Pool *HashPool
 	// Keys decrypts bodies for admins.
 	Keys func() *keyring.Keyring
@@ -106,7 +106,7 @@ func (s *Portal) now() time.Time {
 func (s *Portal) init() {
 	s.initOnce.Do(func() {
 		if s.Pool == nil {
-			s.Pool = NewHashPool(0, 0)
+			s.Pool = NewHashPool(HashLimits{})
 		}
 		l := s.Limits
 		s.addresses = addressGuard{
@@ -133,7 +133,12 @@ func (s *Portal) cost() int {
 var errBadCredentials = apperr.New(apperr.Unauthenticated, "invalid_credentials", "the email or password is wrong")
 
 // Login checks an email and password from remoteAddr and starts a new
-// session (a new refresh family).
+// session (a new refresh family). Whoever does not know the password gets
+// the same 401 invalid_credentials, after the same bcrypt, whether the
+// email is unknown, the account deactivated or locked; only the right
+// password on a locked account is told of the lock (429 login_locked with
+// its Retry-After), and it does not log in. A locked address and a full
+// bcrypt budget answer 429 before anything is looked up.
 func (s *Portal) Login(ctx context.Context, email, password, remoteAddr string) (Pair, error) {
 	s.init()
 	if s.dummyErr != nil {
@@ -144,7 +149,7 @@ func (s *Portal) Login(ctx context.Context, email, password, remoteAddr string) 
 		s.countLogin("locked")
 		return Pair{}, err
 	}
-	release, err := s.Pool.admit()
+	release, err := s.Pool.admit(now)
 	if err != nil {
 		s.countLogin("busy")
 		return Pair{}, err
@@ -160,10 +165,10 @@ func (s *Portal) Login(ctx context.Context, email, password, remoteAddr string) 
 		}
 		return Pair{}, s.loginFailed(ctx, nil, remoteAddr, "unknown email")
 	}
-	if u.LockedAt(now) {
-		s.countLogin("locked")
-		return Pair{}, lockedOut(u.LockedUntil.Sub(now))
-	}
+	// A locked account is checked like any other, bcrypt included: were it
+	// refused before the password, its 429 (and its speed) would tell an
+	// attacker which addresses have accounts. Only the right password
+	// learns of the lock.
 	match, err := s.Pool.Compare(ctx, u.PasswordHash, password)
 	if err != nil {
 		return Pair{}, err
@@ -174,6 +179,11 @@ func (s *Portal) Login(ctx context.Context, email, password, remoteAddr string) 
 	if !u.IsActive {
 		return Pair{}, s.loginFailed(ctx, u, remoteAddr, "account deactivated")
 	}
+	if u.LockedAt(now) {
+		s.countLogin("locked")
+		s.logger().Warn("login of a locked account refused", zap.Int64("user_id", u.ID), zap.String("remote_addr", remoteAddr))
+		return Pair{}, lockedOut(u.LockedUntil.Sub(now))
+	}
 	s.rehash(ctx, u, password)
 	if err := s.Store.Users.ResetLoginFailures(ctx, u.ID, now); err != nil {
 		return Pair{}, fmt.Errorf("recording login of user %d: %w", u.ID, err)
@@ -182,7 +192,6 @@ func (s *Portal) Login(ctx context.Context, email, password, remoteAddr string) 
 	if err != nil {
 		return Pair{}, err
 	}
-	s.purgeExpired(ctx)
 	s.countLogin("success")
 	s.logger().Info("user logged in", zap.Int64("user_id", u.ID), zap.String("email", u.Email), zap.String("remote_addr", remoteAddr))
 	return pair, nil
@@ -202,7 +211,10 @@ func (s *Portal) loginFailed(ctx context.Context, u *storage.User, remoteAddr, r
 		s.countLockout()
 		s.logger().Warn("address locked out after failed logins", zap.String("remote_addr", remoteAddr), zap.Duration("for", s.addresses.lockout))
 	}
-	if u == nil || !u.IsActive {
+	// Failures against a locked account count for the address only: the
+	// lock ends when the Retry-After given to the owner said it would,
+	// rather than being pushed on by whoever keeps guessing.
+	if u == nil || !u.IsActive || u.LockedAt(now) {
 		return errBadCredentials
 	}
 	maxFailures := orInt(s.Limits.MaxFailures, DefaultMaxFailedLogins)
@@ -242,8 +254,11 @@ func (s *Portal) rehash(ctx context.Context, u *storage.User, password string) {
 }
 
 // issuePair signs an access and a refresh token for u in family and
-// records the refresh token. Only its id is stored: the token itself is
-// never kept, and without the signing key the id is worthless.
+// records the refresh token by its SHA-256, never in clear: a copy of the
+// table gives no usable token, and only the exact token issued is
+// accepted back (not another one signed with the same jti). Issuing also
+// purges expired rows now and then, so a table whose sessions only ever
+// refresh is purged too.
 func (s *Portal) issuePair(ctx context.Context, u *storage.User, family string) (Pair, error) {
 	sub := tokens.Subject{UserID: u.ID, Email: u.Email, Role: u.Role, PasswordStamp: u.PasswordChangedAt.UnixMicro()}
 	access, err := s.Tokens.Issue(sub, tokens.Access, "")
@@ -255,10 +270,12 @@ func (s *Portal) issuePair(ctx context.Context, u *storage.User, family string) 
 		return Pair{}, err
 	}
 	rc := refresh.Claims
-	row := &storage.RefreshToken{JTI: rc.ID, FamilyID: family, UserID: u.ID, IssuedAt: rc.IssuedAt.Time, ExpiresAt: rc.ExpiresAt.Time}
+	row := &storage.RefreshToken{JTI: rc.ID, TokenHash: storage.HashRefreshToken(refresh.Token), FamilyID: family, UserID: u.ID,
+		IssuedAt: rc.IssuedAt.Time, ExpiresAt: rc.ExpiresAt.Time}
 	if err := s.Store.RefreshTokens.Insert(ctx, row); err != nil {
 		return Pair{}, fmt.Errorf("recording refresh token of user %d: %w", u.ID, err)
 	}
+	s.purgeExpired(ctx)
 	return Pair{
 		AccessToken:      access.Token,
 		RefreshToken:     refresh.Token,
@@ -277,12 +294,13 @@ func (s *Portal) Refresh(ctx context.Context, token string) (Pair, error) {
 		s.logRefused(err)
 		return Pair{}, err
 	}
-	fresh, err := s.Store.RefreshTokens.MarkUsed(ctx, c.ID, s.now())
+	hash := storage.HashRefreshToken(token)
+	fresh, err := s.Store.RefreshTokens.MarkUsed(ctx, hash, s.now())
 	if err != nil {
 		return Pair{}, fmt.Errorf("spending refresh token: %w", err)
 	}
 	if !fresh {
-		return Pair{}, s.spent(ctx, c)
+		return Pair{}, s.spent(ctx, hash)
 	}
 	u, err := s.currentUser(ctx, c)
 	if err != nil {
@@ -301,10 +319,11 @@ func (s *Portal) Refresh(ctx context.Context, token string) (Pair, error) {
 	return pair, nil
 }
 
-// spent answers a refresh token that MarkUsed refused: unknown, revoked
-// (logout, password change) or reused.
-func (s *Portal) spent(ctx context.Context, c *tokens.Claims) error {
-	row, err := s.Store.RefreshTokens.GetByJTI(ctx, c.ID)
+// spent answers a refresh token that MarkUsed refused: unknown (purged, or
+// validly signed but not the token issued), revoked (logout, password
+// change) or reused.
+func (s *Portal) spent(ctx context.Context, hash string) error {
+	row, err := s.Store.RefreshTokens.GetByHash(ctx, hash)
 	if errors.Is(err, storage.ErrNotFound) {
 		return apperr.New(apperr.Unauthenticated, "token_revoked", "the refresh token is no longer valid; log in again")
 	}
@@ -402,7 +421,7 @@ func (s *Portal) changePassword(ctx context.Context, p *Principal, current, next
 	if err := CheckPassword(next); err != nil {
 		return Pair{}, err
 	}
-	release, err := s.Pool.admit()
+	release, err := s.Pool.admit(s.now())
 	if err != nil {
 		return Pair{}, err
 	}
@@ -439,8 +458,10 @@ func (s *Portal) changePassword(ctx context.Context, p *Principal, current, next
 }
 
 // purgeExpired deletes refresh tokens that expired (they can never be
-// presented again), at most once per purgeInterval, riding on a login so
-// no node needs a timer of its own. A failure only delays the purge.
+// presented again), at most once per purgeInterval per node, riding on
+// the issuing of tokens (login, refresh, password change) so no node
+// needs a timer of its own: rows only accumulate where tokens are issued.
+// A failure only delays the purge.
 func (s *Portal) purgeExpired(ctx context.Context) {
 	now := s.now()
 	last := s.lastPurge.Load()

@@ -33,39 +33,118 @@ func lockedOut(retry time.Duration) error {
 		"too many failed logins; try again in %d s", (&LockedOut{RetryAfter: retry}).RetryAfterSeconds())
 }
 
-// HashPool runs bcrypt on a bounded number of goroutines. bcrypt at cost
-// 12 costs about a quarter second of CPU; without a bound a login flood
-// would take every core from the internal API. Logins beyond the workers
-// wait in a bounded queue; when that is full the login is refused at
-// once with 429 rather than piling up.
+// HashPool runs bcrypt on a bounded number of goroutines and within a
+// budget of hashes per second. bcrypt at cost 12 costs about a quarter
+// second of CPU. The workers bound how many cores it can take at once, but
+// a worker kept busy by a flood is still a whole core taken from the
+// internal API for as long as the flood lasts; the budget bounds the share
+// of the machine bcrypt gets over time (2 a second at cost 12 is about half
+// a core). Logins beyond the budget, or beyond the workers and a bounded
+// queue, are refused at once with 429 login_busy and a Retry-After rather
+// than piling up.
 type HashPool struct {
 	workers chan struct{}
 	waiting chan struct{}
+	budget  *tokenBucket
 }
 
-// NewHashPool returns a pool of n workers (default: half the CPUs, at
-// least one) with room for queue waiting logins (default 64).
-func NewHashPool(n, queue int) *HashPool {
-	if n <= 0 {
-		n = max(1, runtime.GOMAXPROCS(0)/2)
+// HashLimits configure a HashPool; zero values take the defaults.
+type HashLimits struct {
+	// Workers run bcrypt at once (default: half the CPUs, at least one).
+	Workers int
+	// Queue is how many admitted logins may wait for a worker (default 64).
+	Queue int
+	// PerSecond is how many logins a second may start a bcrypt (default:
+	// DefaultHashesPerSecondPerCPU times the CPUs); -1 removes the budget.
+	PerSecond int
+	// Burst is how many may start at once after a quiet spell (default:
+	// DefaultHashBurst, or PerSecond when that is more), so a handful of
+	// people logging in at the same moment are not turned away.
+	Burst int
+}
+
+// DefaultHashesPerSecondPerCPU is the default bcrypt budget per CPU. At
+// cost 12 (about 0.25 s of CPU each) it gives bcrypt at most a quarter of
+// the machine, whatever the flood.
+const DefaultHashesPerSecondPerCPU = 1
+
+// DefaultHashBurst is the default burst of the bcrypt budget.
+const DefaultHashBurst = 10
+
+// NewHashPool returns a pool with the given limits.
+func NewHashPool(l HashLimits) *HashPool {
+	if l.Workers <= 0 {
+		l.Workers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
-	if queue <= 0 {
-		queue = 64
+	if l.Queue <= 0 {
+		l.Queue = 64
 	}
-	return &HashPool{workers: make(chan struct{}, n), waiting: make(chan struct{}, n+queue)}
+	p := &HashPool{workers: make(chan struct{}, l.Workers), waiting: make(chan struct{}, l.Workers+l.Queue)}
+	if l.PerSecond >= 0 {
+		if l.PerSecond == 0 {
+			l.PerSecond = DefaultHashesPerSecondPerCPU * runtime.GOMAXPROCS(0)
+		}
+		if l.Burst <= 0 {
+			l.Burst = max(DefaultHashBurst, l.PerSecond)
+		}
+		p.budget = newTokenBucket(float64(l.PerSecond), float64(l.Burst))
+	}
+	return p
 }
 
 // admit lets one login in, or refuses it at once with 429 when the
-// workers and the queue are taken. Logins are admitted before they touch
-// the database, so a flood is turned away before it costs a query or a
-// connection of the pool the internal API needs. release must be called.
-func (p *HashPool) admit() (release func(), err error) {
+// budget is spent or the workers and the queue are taken. Logins are
+// admitted before they touch the database, so a flood is turned away
+// before it costs a query or a connection of the pool the internal API
+// needs. now is the time of the request. release must be called.
+func (p *HashPool) admit(now time.Time) (release func(), err error) {
+	if p.budget != nil {
+		if wait, ok := p.budget.take(now); !ok {
+			return nil, busy(wait)
+		}
+	}
 	select {
 	case p.waiting <- struct{}{}:
 		return func() { <-p.waiting }, nil
 	default:
-		return nil, apperr.Wrap(&LockedOut{RetryAfter: time.Second}, apperr.TooManyRequests, "login_busy", "too many logins at once; retry in a second")
+		return nil, busy(time.Second)
 	}
+}
+
+func busy(retry time.Duration) error {
+	lo := &LockedOut{RetryAfter: retry}
+	return apperr.Wrap(lo, apperr.TooManyRequests, "login_busy", "too many logins at once; retry in %d s", lo.RetryAfterSeconds())
+}
+
+// tokenBucket allows rate events a second on average and burst at once.
+type tokenBucket struct {
+	rate, burst float64
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate, burst float64) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: burst, tokens: burst}
+}
+
+// take spends a token if there is one; otherwise it reports how long
+// until there will be.
+func (b *tokenBucket) take(now time.Time) (wait time.Duration, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() && now.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	if b.last.IsZero() || now.After(b.last) {
+		b.last = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0, true
+	}
+	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second)), false
 }
 
 // do runs fn on a worker; the caller has been admitted.

@@ -82,7 +82,7 @@ func (s *Portal) ListMessages(ctx context.Context, p *Principal, q MessageQuery)
 	}
 	scope := s.cursorScope(p, f)
 	if q.Cursor != "" {
-		if f.AfterID, err = s.openCursor(q.Cursor, scope); err != nil {
+		if f.After, err = s.openCursor(q.Cursor, scope); err != nil {
 			return MessagePage{}, err
 		}
 	}
@@ -96,7 +96,7 @@ func (s *Portal) ListMessages(ctx context.Context, p *Principal, q MessageQuery)
 	page := MessagePage{Items: make([]MessageItem, 0, min(len(msgs), limit))}
 	for i := range msgs {
 		if i == limit {
-			page.NextCursor = s.sealCursor(msgs[i-1].ID, scope)
+			page.NextCursor = s.sealCursor(storage.PositionOf(&msgs[i-1]), scope)
 			break
 		}
 		page.Items = append(page.Items, itemOf(&msgs[i]))
@@ -195,35 +195,43 @@ func (s *Portal) cursorScope(p *Principal, f storage.MessageFilter) []byte {
 		p.User.ID, f.ClientID, f.Status, f.MessageIDPrefix, f.Since.UnixNano(), f.Until.UnixNano(), f.Limit)
 }
 
-// sealCursor encodes the last id of a page with an HMAC over it and the
-// scope: base64url(id (8 bytes) || HMAC-SHA-256[:16]).
-func (s *Portal) sealCursor(afterID int64, scope []byte) string {
-	buf := binary.BigEndian.AppendUint64(nil, uint64(afterID))
+// sealCursor encodes the list position of the last row of a page with an
+// HMAC over it and the scope: base64url(id (8 bytes) || created_at in
+// microseconds (8 bytes) || HMAC-SHA-256[:16]).
+func (s *Portal) sealCursor(at storage.ListPosition, scope []byte) string {
+	buf := binary.BigEndian.AppendUint64(nil, uint64(at.ID))
+	buf = binary.BigEndian.AppendUint64(buf, uint64(at.CreatedAt.UnixMicro()))
 	return base64.RawURLEncoding.EncodeToString(append(buf, s.cursorMAC(buf, scope)...))
 }
 
 var errBadCursor = apperr.New(apperr.Invalid, "invalid_cursor", "the cursor is not one this list returned; start again without it")
 
-// openCursor checks a cursor and returns its id.
-func (s *Portal) openCursor(c string, scope []byte) (int64, error) {
+// cursorLen is the length of a decoded cursor: position and MAC.
+const cursorLen = 8 + 8 + 16
+
+// openCursor checks a cursor and returns its position.
+func (s *Portal) openCursor(c string, scope []byte) (storage.ListPosition, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(raw) != 8+16 {
-		return 0, errBadCursor
+	if err != nil || len(raw) != cursorLen {
+		return storage.ListPosition{}, errBadCursor
 	}
-	if !hmac.Equal(raw[8:], s.cursorMAC(raw[:8], scope)) {
-		return 0, errBadCursor
+	if !hmac.Equal(raw[16:], s.cursorMAC(raw[:16], scope)) {
+		return storage.ListPosition{}, errBadCursor
 	}
 	id := int64(binary.BigEndian.Uint64(raw[:8]))
 	if id <= 0 {
-		return 0, errBadCursor
+		return storage.ListPosition{}, errBadCursor
 	}
-	return id, nil
+	at := time.UnixMicro(int64(binary.BigEndian.Uint64(raw[8:16]))).UTC()
+	return storage.ListPosition{CreatedAt: at, ID: id}, nil
 }
 
-func (s *Portal) cursorMAC(id, scope []byte) []byte {
+func (s *Portal) cursorMAC(position, scope []byte) []byte {
 	mac := hmac.New(sha256.New, s.CursorKey)
-	mac.Write([]byte("msgbroker portal cursor\x00"))
-	mac.Write(id)
+	// v2: the position is (id, created_at); a v1 cursor (id alone) never
+	// opens as one.
+	mac.Write([]byte("msgbroker portal cursor v2\x00"))
+	mac.Write(position)
 	mac.Write(scope)
 	return mac.Sum(nil)[:16]
 }

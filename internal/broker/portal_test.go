@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 	"golang.org/x/crypto/bcrypt"
@@ -28,7 +29,10 @@ func newPortal(t *testing.T, db *bun.DB) *broker.Portal {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No bcrypt budget: tests log in faster than any budget would allow;
+	// TestPortalBcryptBudget has one.
 	return &broker.Portal{Store: store, Tokens: tm, Users: users, CursorKey: []byte(strings.Repeat("c", 32)),
+		Pool:   broker.NewHashPool(broker.HashLimits{PerSecond: -1}),
 		Limits: broker.LoginLimits{MaxFailures: 3, AddressMaxFailures: 100, Lockout: time.Minute}}
 }
 
@@ -157,13 +161,30 @@ func TestPortalLocksAnAccountAfterFailuresUntilTheLockoutEnds(t *testing.T) {
 			_, err := p.Login(ctx, "ann@example.com", "not the password", "192.0.2.10")
 			wantKind(t, err, apperr.Unauthenticated, "invalid_credentials")
 		}
-		_, err := p.Login(ctx, "ann@example.com", portalPassword, "192.0.2.10")
+		locked, err := p.Store.Users.GetByEmail(ctx, "ann@example.com")
+		if err != nil || locked.LockedUntil == nil {
+			t.Fatalf("not locked after 3 failures: %+v, %v", locked, err)
+		}
+		// Without the password a locked account looks like any other
+		// failure, an unknown email's included, and guessing on does not
+		// push the lock further.
+		now = now.Add(time.Second)
+		for _, email := range []string{"ann@example.com", "ann@example.com", "ann@example.com", "nobody@example.com"} {
+			_, err := p.Login(ctx, email, "not the password", "192.0.2.10")
+			wantKind(t, err, apperr.Unauthenticated, "invalid_credentials")
+		}
+		still, err := p.Store.Users.GetByEmail(ctx, "ann@example.com")
+		if err != nil || still.LockedUntil == nil || !still.LockedUntil.Equal(*locked.LockedUntil) {
+			t.Fatalf("failures while locked moved the lock from %v to %+v (%v)", locked.LockedUntil, still, err)
+		}
+		// The right password is told of the lock, and still waits.
+		_, err = p.Login(ctx, "ann@example.com", portalPassword, "192.0.2.10")
 		wantKind(t, err, apperr.TooManyRequests, "login_locked")
 		var lo *broker.LockedOut
-		if e, _ := apperr.As(err); e == nil || !asLocked(e.Err, &lo) || lo.RetryAfterSeconds() != 60 {
-			t.Fatalf("lockout cause = %v, want 60 s to wait", err)
+		if e, _ := apperr.As(err); e == nil || !asLocked(e.Err, &lo) || lo.RetryAfterSeconds() != 59 {
+			t.Fatalf("lockout cause = %v, want 59 s to wait", err)
 		}
-		now = now.Add(61 * time.Second)
+		now = now.Add(60 * time.Second)
 		if _, err := p.Login(ctx, "ann@example.com", portalPassword, "192.0.2.10"); err != nil {
 			t.Fatalf("after the lockout: %v", err)
 		}
@@ -338,7 +359,7 @@ func TestPortalLoginPurgesExpiredRefreshTokens(t *testing.T) {
 		p := newPortal(t, db)
 		ctx := context.Background()
 		u := createUser(t, p, "ann@example.com", storage.RoleUser, "")
-		old := &storage.RefreshToken{JTI: uuid.NewString(), FamilyID: uuid.NewString(), UserID: u.ID,
+		old := &storage.RefreshToken{JTI: uuid.NewString(), TokenHash: storage.HashRefreshToken("an old token"), FamilyID: uuid.NewString(), UserID: u.ID,
 			IssuedAt: time.Now().Add(-40 * 24 * time.Hour), ExpiresAt: time.Now().Add(-10 * 24 * time.Hour)}
 		if err := p.Store.RefreshTokens.Insert(ctx, old); err != nil {
 			t.Fatal(err)
@@ -351,4 +372,122 @@ func TestPortalLoginPurgesExpiredRefreshTokens(t *testing.T) {
 			t.Fatalf("the purge took a live token: %v", err)
 		}
 	})
+}
+
+func TestPortalStoresRefreshTokensOnlyAsTheirHash(t *testing.T) {
+	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		p := newPortal(t, db)
+		ctx := context.Background()
+		createUser(t, p, "ann@example.com", storage.RoleUser, "")
+		pair := login(t, p, "ann@example.com")
+		// Every column of every row, as text: the token must be in none.
+		var rows []map[string]any
+		if err := db.NewSelect().Table("refresh_tokens").Scan(ctx, &rows); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 {
+			t.Fatalf("%d refresh token rows, want 1", len(rows))
+		}
+		for col, v := range rows[0] {
+			text := fmt.Sprintf("%s", v)
+			if strings.Contains(text, pair.RefreshToken) || strings.Contains(pair.RefreshToken, text) && len(text) > 40 {
+				t.Fatalf("column %s holds the token or a large piece of it: %q", col, text)
+			}
+		}
+		row, err := p.Store.RefreshTokens.GetByHash(ctx, storage.HashRefreshToken(pair.RefreshToken))
+		if err != nil {
+			t.Fatalf("the token is not found by its SHA-256: %v", err)
+		}
+		if row.TokenHash != fmt.Sprintf("%s", rows[0]["token_hash"]) {
+			t.Fatalf("token_hash = %v, want %s", rows[0]["token_hash"], row.TokenHash)
+		}
+	})
+}
+
+// A refresh token validly signed with the recorded jti and family, but not
+// the token issued (made by someone holding the signing key, or a reissue
+// of the same claims), does not spend the session's token: only the exact
+// bytes issued match the stored hash.
+func TestPortalRefusesARefreshTokenThatIsNotTheOneIssued(t *testing.T) {
+	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		p := newPortal(t, db)
+		ctx := context.Background()
+		createUser(t, p, "ann@example.com", storage.RoleUser, "")
+		pair := login(t, p, "ann@example.com")
+		c, err := p.Tokens.Parse(pair.RefreshToken, tokens.Refresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.IssuedAt = jwt.NewNumericDate(c.IssuedAt.Add(-time.Second))
+		forged := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+		forged.Header["kid"] = tokenKID(t, pair.RefreshToken)
+		signed, err := forged.SignedString([]byte(strings.Repeat("k", 32)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Tokens.Parse(signed, tokens.Refresh); err != nil {
+			t.Fatalf("the reissued token does not even verify, the test proves nothing: %v", err)
+		}
+		_, err = p.Refresh(ctx, signed)
+		wantKind(t, err, apperr.Unauthenticated, "token_revoked")
+		if _, err := p.Refresh(ctx, pair.RefreshToken); err != nil {
+			t.Fatalf("the token really issued was spent or revoked by the other one: %v", err)
+		}
+	})
+}
+
+func tokenKID(t *testing.T, token string) string {
+	t.Helper()
+	parsed, _, err := jwt.NewParser().ParseUnverified(token, &tokens.Claims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parsed.Header["kid"].(string)
+}
+
+// Sessions that only ever refresh also have their expired rows purged: the
+// purge rides on every issuing of tokens, not only on logins.
+func TestPortalRefreshPurgesExpiredRefreshTokens(t *testing.T) {
+	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		p := newPortal(t, db)
+		now := time.Now()
+		p.Now = func() time.Time { return now }
+		ctx := context.Background()
+		u := createUser(t, p, "ann@example.com", storage.RoleUser, "")
+		pair := login(t, p, "ann@example.com") // purges once, now
+		old := &storage.RefreshToken{JTI: uuid.NewString(), TokenHash: storage.HashRefreshToken("an old token"), FamilyID: uuid.NewString(),
+			UserID: u.ID, IssuedAt: now.Add(-40 * 24 * time.Hour), ExpiresAt: now.Add(-10 * 24 * time.Hour)}
+		if err := p.Store.RefreshTokens.Insert(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(2 * time.Hour)
+		if _, err := p.Refresh(ctx, pair.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Store.RefreshTokens.GetByJTI(ctx, old.JTI); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("a refresh two hours after the last purge left the expired token: %v", err)
+		}
+	})
+}
+
+// The bcrypt budget refuses logins beyond its burst at once, with a
+// Retry-After, before any bcrypt or query: known and unknown emails alike.
+func TestPortalBcryptBudgetRefusesLoginsBeyondItsBurst(t *testing.T) {
+	p := newPortal(t, storagetest.OpenSQLite(t))
+	now := time.Now()
+	p.Now = func() time.Time { return now } // no refill, however slow the machine
+	p.Pool = broker.NewHashPool(broker.HashLimits{PerSecond: 1, Burst: 2})
+	ctx := context.Background()
+	createUser(t, p, "ann@example.com", storage.RoleUser, "")
+	login(t, p, "ann@example.com")
+	_, err := p.Login(ctx, "nobody@example.com", "whatever1", "192.0.2.10")
+	wantKind(t, err, apperr.Unauthenticated, "invalid_credentials")
+	for _, email := range []string{"ann@example.com", "nobody@example.com"} {
+		_, err = p.Login(ctx, email, portalPassword, "192.0.2.10")
+		wantKind(t, err, apperr.TooManyRequests, "login_busy")
+		var lo *broker.LockedOut
+		if e, _ := apperr.As(err); e == nil || !asLocked(e.Err, &lo) || lo.RetryAfterSeconds() != 1 {
+			t.Fatalf("busy cause = %v, want 1 s to wait", err)
+		}
+	}
 }

@@ -65,19 +65,22 @@ func passwordStdinFlag(cmd *cobra.Command) {
 
 // userJSON is a user as --json prints it; never the password hash.
 type userJSON struct {
-	ID          int64      `json:"id"`
-	Email       string     `json:"email"`
-	Role        string     `json:"role"`
-	ClientID    *string    `json:"client_id"`
-	IsActive    bool       `json:"is_active"`
-	LockedUntil *time.Time `json:"locked_until"`
-	LastLoginAt *time.Time `json:"last_login_at"`
-	CreatedAt   time.Time  `json:"created_at"`
+	ID       int64   `json:"id"`
+	Email    string  `json:"email"`
+	Role     string  `json:"role"`
+	ClientID *string `json:"client_id"`
+	IsActive bool    `json:"is_active"`
+	// FailedLogins are the wrong passwords since the last login or lock;
+	// LockedUntil ends a lockout (past: no longer locked).
+	FailedLogins int        `json:"failed_logins"`
+	LockedUntil  *time.Time `json:"locked_until"`
+	LastLoginAt  *time.Time `json:"last_login_at"`
+	CreatedAt    time.Time  `json:"created_at"`
 }
 
 func userOut(u *storage.User) userJSON {
 	return userJSON{ID: u.ID, Email: u.Email, Role: u.Role, ClientID: u.ClientID, IsActive: u.IsActive,
-		LockedUntil: u.LockedUntil, LastLoginAt: u.LastLoginAt, CreatedAt: u.CreatedAt}
+		FailedLogins: u.FailedLogins, LockedUntil: u.LockedUntil, LastLoginAt: u.LastLoginAt, CreatedAt: u.CreatedAt}
 }
 
 func cmdUserList(fl caddycmd.Flags) (int, error) {

@@ -38,6 +38,8 @@
 //			login {
 //				bcrypt_cost          12
 //				hash_workers         1
+//				hashes_per_second    2
+//				hash_burst           10
 //				max_failures         5
 //				address_max_failures 20
 //				lockout              15m

@@ -67,6 +67,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		login {
 //			bcrypt_cost          <4-31>
 //			hash_workers         <n>
+//			hashes_per_second    <n|-1>
+//			hash_burst           <n>
 //			max_failures         <n|-1>
 //			address_max_failures <n|-1>
 //			lockout              <duration>
@@ -187,6 +189,8 @@ func parseLogin(d *caddyfile.Dispenser) (*LoginConfig, error) {
 	err := caddyfileutil.ParseBlock(d, "login", caddyfileutil.Options{
 		"bcrypt_cost":          caddyfileutil.Int(&l.BcryptCost),
 		"hash_workers":         caddyfileutil.Int(&l.HashWorkers),
+		"hashes_per_second":    limit(&l.HashesPerSecond),
+		"hash_burst":           caddyfileutil.Int(&l.HashBurst),
 		"max_failures":         limit(&l.MaxFailures),
 		"address_max_failures": limit(&l.AddressMaxFailures),
 		"lockout":              caddyfileutil.Duration(&l.Lockout),

@@ -244,6 +244,13 @@ type LoginConfig struct {
 	// at least 1), so a login flood cannot take every core.
 	HashWorkers int `json:"hash_workers,omitempty"`
 
+	// How many logins a second may start a bcrypt (default: one per CPU;
+	// -1: no budget) and how many at once after a quiet spell (default
+	// 10). Beyond it logins answer 429 login_busy with Retry-After: the
+	// budget, not the workers, bounds the CPU a login flood can take.
+	HashesPerSecond int `json:"hashes_per_second,omitempty"`
+	HashBurst       int `json:"hash_burst,omitempty"`
+
 	// Wrong passwords in a row that lock an account (default 5), and
 	// failed logins from one address that lock the address (default 20);
 	// -1 disables either.
@@ -258,7 +265,7 @@ func (l *LoginConfig) validate() error {
 	if l.BcryptCost != 0 && (l.BcryptCost < bcrypt.MinCost || l.BcryptCost > bcrypt.MaxCost) {
 		return fmt.Errorf("login: bcrypt_cost must be between %d and %d", bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	if l.HashWorkers < 0 || l.MaxFailures < -1 || l.AddressMaxFailures < -1 || l.Lockout < 0 {
+	if l.HashWorkers < 0 || l.HashesPerSecond < -1 || l.HashBurst < 0 || l.MaxFailures < -1 || l.AddressMaxFailures < -1 || l.Lockout < 0 {
 		return fmt.Errorf("login: limits must not be negative")
 	}
 	return nil

@@ -168,7 +168,7 @@ func newPortal(s *Services, p serviceParts) *broker.Portal {
 		Store:     s.Store,
 		Tokens:    s.Tokens,
 		Users:     s.Users,
-		Pool:      broker.NewHashPool(l.HashWorkers, 0),
+		Pool:      broker.NewHashPool(broker.HashLimits{Workers: l.HashWorkers, PerSecond: l.HashesPerSecond, Burst: l.HashBurst}),
 		Keys:      s.Keyring,
 		CursorKey: cursorKey(p.jwtKey),
 		Limits:    broker.LoginLimits{MaxFailures: l.MaxFailures, AddressMaxFailures: l.AddressMaxFailures, Lockout: time.Duration(l.Lockout)},
