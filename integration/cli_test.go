@@ -343,17 +343,17 @@ func TestCLIMigrate(t *testing.T) {
 			e.fails(1, "pending migration(s); apply them with 'caddy msgbroker migrate up'", "", "user", "list")
 			var states []struct{ Name, Status string }
 			e.json(&states, "migrate", "status")
-			if len(states) != 3 || states[0].Status != "pending" || states[1].Status != "pending" || states[2].Status != "pending" {
+			if len(states) != 4 || states[0].Status != "pending" || states[1].Status != "pending" || states[2].Status != "pending" || states[3].Status != "pending" {
 				t.Fatalf("status before up: %+v", states)
 			}
 			res := e.ok("", "migrate", "up")
-			if res.stdout != "Applied 0001_base_schema\nApplied 0002_query_indexes\nApplied 0003_health_probe\n" {
+			if res.stdout != "Applied 0001_base_schema\nApplied 0002_query_indexes\nApplied 0003_health_probe\nApplied 0005_stats_rollup_audit_indexes\n" {
 				t.Fatalf("migrate up: %s", res)
 			}
 		} else {
 			// SQLite migrates itself, like the gateway at start.
 			res := e.ok("", "user", "list")
-			if !strings.Contains(res.stderr, "Applied migrations (auto_migrate): 0001_base_schema, 0002_query_indexes, 0003_health_probe") {
+			if !strings.Contains(res.stderr, "Applied migrations (auto_migrate): 0001_base_schema, 0002_query_indexes, 0003_health_probe, 0005_stats_rollup_audit_indexes") {
 				t.Fatalf("user list on a new database: %s", res)
 			}
 		}
@@ -362,34 +362,35 @@ func TestCLIMigrate(t *testing.T) {
 		}
 		res := e.ok("", "migrate", "status")
 		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
-		if len(lines) != 4 || !strings.HasPrefix(lines[0], "MIGRATION           STATUS   APPLIED AT") ||
-			!strings.HasPrefix(lines[1], "0001_base_schema    applied  20") || !strings.HasPrefix(lines[2], "0002_query_indexes  applied  20") ||
-			!strings.HasPrefix(lines[3], "0003_health_probe   applied  20") {
+		if len(lines) != 5 || !strings.HasPrefix(lines[0], "MIGRATION                        STATUS   APPLIED AT") ||
+			!strings.HasPrefix(lines[1], "0001_base_schema                 applied  20") || !strings.HasPrefix(lines[2], "0002_query_indexes               applied  20") ||
+			!strings.HasPrefix(lines[3], "0003_health_probe                applied  20") ||
+			!strings.HasPrefix(lines[4], "0005_stats_rollup_audit_indexes  applied  20") {
 			t.Fatalf("migrate status:\n%s", res)
 		}
 
 		e.fails(2, "refusing to proceed without confirmation (stdin is not a terminal; pass --force)", "y\n", "migrate", "down")
-		if applied := cliApplied(t, e); applied != 3 {
-			t.Fatalf("%d migrations applied after a refused rollback, want 3", applied)
+		if applied := cliApplied(t, e); applied != 4 {
+			t.Fatalf("%d migrations applied after a refused rollback, want 4", applied)
 		}
-		if res := e.ok("", "migrate", "down", "--force"); res.stdout != "Rolled back 0003_health_probe\n" {
+		if res := e.ok("", "migrate", "down", "--force"); res.stdout != "Rolled back 0005_stats_rollup_audit_indexes\n" {
 			t.Fatalf("migrate down: %s", res)
 		}
 		states, err := storage.MigrationStatus(ctx, e.db().DB)
-		if err != nil || states[1].Applied != true || states[2].Applied != false {
+		if err != nil || states[2].Applied != true || states[3].Applied != false {
 			t.Fatalf("status after down: %+v, %v", states, err)
 		}
 		var up struct{ Applied []string }
 		e.json(&up, "migrate", "up")
-		if len(up.Applied) != 1 || up.Applied[0] != "0003_health_probe" {
+		if len(up.Applied) != 1 || up.Applied[0] != "0005_stats_rollup_audit_indexes" {
 			t.Fatalf("migrate up --json: %+v", up)
 		}
 		var down struct {
 			RolledBack []string `json:"rolled_back"`
 		}
-		e.json(&down, "migrate", "down", "3", "--force")
-		if len(down.RolledBack) != 3 || cliApplied(t, e) != 0 {
-			t.Fatalf("migrate down 3: %+v, %d applied", down, cliApplied(t, e))
+		e.json(&down, "migrate", "down", "4", "--force")
+		if len(down.RolledBack) != 4 || cliApplied(t, e) != 0 {
+			t.Fatalf("migrate down 4: %+v, %d applied", down, cliApplied(t, e))
 		}
 		cliTableGone(t, e, "users")
 	})

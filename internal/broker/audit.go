@@ -34,6 +34,9 @@ type AuditLog struct {
 	// CursorKey signs the list's cursors (at least 32 random bytes; the
 	// portal's cursor key will do: the cursors are domain-separated).
 	CursorKey []byte
+	// ExportPageSize is how many entries the CSV export reads per query
+	// (default and maximum storage.MaxPageSize).
+	ExportPageSize int
 }
 
 // AuditQuery is an audit list request as the client sent it: every field
@@ -198,6 +201,9 @@ func (a *AuditLog) Export(q AuditQuery) (AuditExport, error) {
 		return AuditExport{}, err
 	}
 	f.Limit = storage.MaxPageSize
+	if a.ExportPageSize > 0 {
+		f.Limit = min(a.ExportPageSize, storage.MaxPageSize)
+	}
 	return AuditExport{log: a, f: f}, nil
 }
 
@@ -205,7 +211,7 @@ func (a *AuditLog) Export(q AuditQuery) (AuditExport, error) {
 var AuditCSVHeader = []string{"id", "created_at", "actor", "action", "target", "outcome", "remote_addr", "details"}
 
 // WriteCSV writes the export as RFC 4180 CSV (header row, CRLF line ends),
-// reading and flushing a page of storage.MaxPageSize entries at a time so
+// reading and flushing a page (ExportPageSize entries) at a time so
 // that memory stays flat however long the log is. An error after the
 // first write leaves w holding a truncated file: an HTTP handler must then
 // abort the response rather than end it normally.
