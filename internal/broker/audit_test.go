@@ -111,6 +111,7 @@ func TestAuditListRefusesMalformedQueries(t *testing.T) {
 		{"cursor cut short", broker.AuditQuery{Actor: "a", Cursor: cursor[:len(cursor)-1]}, "invalid_cursor"},
 		{"cursor with padding", broker.AuditQuery{Actor: "a", Cursor: cursor + "="}, "invalid_cursor"},
 		{"cursor not base64", broker.AuditQuery{Actor: "a", Cursor: "!!!!"}, "invalid_cursor"},
+		{"cursor with a line break", broker.AuditQuery{Actor: "a", Cursor: cursor[:4] + "\n" + cursor[4:]}, "invalid_cursor"},
 		{"cursor of the portal", broker.AuditQuery{Cursor: portalCursor}, "invalid_cursor"},
 	}
 	for _, tt := range tests {

@@ -32,7 +32,9 @@ func (c cursorSealer) seal(payload, scope []byte) string {
 // errBadCursor for anything this list with this scope did not issue.
 func (c cursorSealer) open(cursor string, scope []byte) ([]byte, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(raw) != c.size+cursorMACSize {
+	// The decoder skips CR and LF and tolerates stray low bits in the last
+	// character; only the one encoding seal produces is a cursor.
+	if err != nil || len(raw) != c.size+cursorMACSize || base64.RawURLEncoding.EncodeToString(raw) != cursor {
 		return nil, errBadCursor
 	}
 	if !hmac.Equal(raw[c.size:], c.mac(raw[:c.size], scope)) {
