@@ -121,10 +121,18 @@ func (r *AuditRepo) list(ctx context.Context, f AuditFilter, outcome string, lim
 	if !f.Since.IsZero() {
 		q = q.Where("created_at >= ?", utc(f.Since))
 	}
-	if !f.Until.IsZero() {
+	// One upper bound only, the tighter: given two, SQLite may start the
+	// range scan at until and walk down to the cursor (a page 10,000 deep
+	// took 11 ms instead of 0.8). A cursor before until implies it; a
+	// cursor at or after until is implied by it.
+	b := f.Before
+	if b != nil && !f.Until.IsZero() && !utc(b.CreatedAt).Before(utc(f.Until)) {
+		b = nil
+	}
+	if !f.Until.IsZero() && b == nil {
 		q = q.Where("created_at < ?", utc(f.Until))
 	}
-	if b := f.Before; b != nil {
+	if b != nil {
 		// The first condition bounds the range scan; the second only
 		// decides among entries of the same instant.
 		at := utc(b.CreatedAt)
