@@ -347,13 +347,13 @@ func TestCLIMigrate(t *testing.T) {
 				t.Fatalf("status before up: %+v", states)
 			}
 			res := e.ok("", "migrate", "up")
-			if res.stdout != "Applied 0001_base_schema\nApplied 0002_query_indexes\nApplied 0003_health_probe\nApplied 0004_portal_hardening\n" {
+			if res.stdout != "Applied 0001_base_schema\nApplied 0002_query_indexes\nApplied 0003_health_probe\nApplied 0004_portal_hardening\nApplied 0005_stats_rollup_audit_indexes\n" {
 				t.Fatalf("migrate up: %s", res)
 			}
 		} else {
 			// SQLite migrates itself, like the gateway at start.
 			res := e.ok("", "user", "list")
-			if !strings.Contains(res.stderr, "Applied migrations (auto_migrate): 0001_base_schema, 0002_query_indexes, 0003_health_probe, 0004_portal_hardening") {
+			if !strings.Contains(res.stderr, "Applied migrations (auto_migrate): 0001_base_schema, 0002_query_indexes, 0003_health_probe, 0004_portal_hardening, 0005_stats_rollup_audit_indexes") {
 				t.Fatalf("user list on a new database: %s", res)
 			}
 		}
@@ -362,9 +362,11 @@ func TestCLIMigrate(t *testing.T) {
 		}
 		res := e.ok("", "migrate", "status")
 		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
-		if len(lines) != 5 || !strings.HasPrefix(lines[0], "MIGRATION              STATUS   APPLIED AT") ||
-			!strings.HasPrefix(lines[1], "0001_base_schema       applied  20") || !strings.HasPrefix(lines[2], "0002_query_indexes     applied  20") ||
-			!strings.HasPrefix(lines[3], "0003_health_probe      applied  20") || !strings.HasPrefix(lines[4], "0004_portal_hardening  applied  20") {
+		if len(lines) != 6 || !strings.HasPrefix(lines[0], "MIGRATION                        STATUS   APPLIED AT") ||
+			!strings.HasPrefix(lines[1], "0001_base_schema                 applied  20") || !strings.HasPrefix(lines[2], "0002_query_indexes               applied  20") ||
+			!strings.HasPrefix(lines[3], "0003_health_probe                applied  20") ||
+			!strings.HasPrefix(lines[4], "0004_portal_hardening            applied  20") ||
+			!strings.HasPrefix(lines[5], "0005_stats_rollup_audit_indexes  applied  20") {
 			t.Fatalf("migrate status:\n%s", res)
 		}
 
@@ -372,7 +374,7 @@ func TestCLIMigrate(t *testing.T) {
 		if applied := cliApplied(t, e); applied != 4 {
 			t.Fatalf("%d migrations applied after a refused rollback, want 4", applied)
 		}
-		if res := e.ok("", "migrate", "down", "--force"); res.stdout != "Rolled back 0004_portal_hardening\n" {
+		if res := e.ok("", "migrate", "down", "--force"); res.stdout != "Rolled back 0005_stats_rollup_audit_indexes\n" {
 			t.Fatalf("migrate down: %s", res)
 		}
 		states, err := storage.MigrationStatus(ctx, e.db().DB)
@@ -381,15 +383,15 @@ func TestCLIMigrate(t *testing.T) {
 		}
 		var up struct{ Applied []string }
 		e.json(&up, "migrate", "up")
-		if len(up.Applied) != 1 || up.Applied[0] != "0004_portal_hardening" {
+		if len(up.Applied) != 1 || up.Applied[0] != "0005_stats_rollup_audit_indexes" {
 			t.Fatalf("migrate up --json: %+v", up)
 		}
 		var down struct {
 			RolledBack []string `json:"rolled_back"`
 		}
-		e.json(&down, "migrate", "down", "4", "--force")
-		if len(down.RolledBack) != 4 || cliApplied(t, e) != 0 {
-			t.Fatalf("migrate down 3: %+v, %d applied", down, cliApplied(t, e))
+		e.json(&down, "migrate", "down", "5", "--force")
+		if len(down.RolledBack) != 5 || cliApplied(t, e) != 0 {
+			t.Fatalf("migrate down 5: %+v, %d applied", down, cliApplied(t, e))
 		}
 		cliTableGone(t, e, "users")
 	})

@@ -73,10 +73,32 @@ type StatusUpdate struct {
 // ErrConflict.
 func (r *MessageRepo) Insert(ctx context.Context, m *Message) error {
 	prepareMessage(m, now())
-	if _, err := execWrite(ctx, r.db.NewInsert().Model(m)); err != nil {
+	if err := r.insert(ctx, []*Message{m}); err != nil {
 		return dbError(err, "inserting message %s", m.MessageID)
 	}
 	return nil
+}
+
+// insert stores msgs in one statement and adds them to the statistics
+// counters in the same transaction.
+func (r *MessageRepo) insert(ctx context.Context, msgs []*Message) error {
+	return writeTx(ctx, r.db, func(ctx context.Context, tx bun.Tx) error {
+		for _, m := range msgs {
+			m.ID = 0 // a retried attempt must not reuse the ids of the one rolled back
+		}
+		q := tx.NewInsert().Model(&msgs)
+		if len(msgs) == 1 {
+			q = tx.NewInsert().Model(msgs[0])
+		}
+		if _, err := q.Exec(ctx); err != nil {
+			return err
+		}
+		counters := newRollup()
+		for _, m := range msgs {
+			counters.inserted(m)
+		}
+		return counters.apply(ctx, tx)
+	})
 }
 
 // prepareMessage fills the defaults of a new row.
@@ -99,7 +121,7 @@ func (r *MessageRepo) InsertMany(ctx context.Context, msgs []*Message) error {
 	for _, m := range msgs {
 		prepareMessage(m, t)
 	}
-	if _, err := execWrite(ctx, r.db.NewInsert().Model(&msgs)); err != nil {
+	if err := r.insert(ctx, msgs); err != nil {
 		return dbError(err, "inserting %d messages", len(msgs))
 	}
 	return nil
@@ -228,10 +250,39 @@ func (r *MessageRepo) Total(ctx context.Context) (int64, error) {
 // UpdateStatus applies u only if the message still has status u.From, in a
 // single UPDATE, and reports whether it did. A false result means another
 // writer got there first (or the message does not exist): re-read and
-// decide again rather than overwrite.
+// decide again rather than overwrite. The statistics counters change in the
+// same transaction.
 func (r *MessageRepo) UpdateStatus(ctx context.Context, u StatusUpdate) (bool, error) {
 	at := orTime(u.At, now())
-	q := r.db.NewUpdate().Model((*Message)(nil)).
+	var changed bool
+	err := writeTx(ctx, r.db, func(ctx context.Context, tx bun.Tx) error {
+		res, err := statusQuery(tx, u, at).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if changed, err = affectedOne(res); err != nil || !changed {
+			return err
+		}
+		var client string
+		var queuedAt time.Time
+		err = tx.NewSelect().Model((*Message)(nil)).Column("client_id", "queued_at").
+			Where("message_id = ?", u.MessageID).Scan(ctx, &client, &queuedAt)
+		if err != nil {
+			return err
+		}
+		counters := newRollup()
+		counters.moved(client, u.From, u.To, queuedAt, at)
+		return counters.apply(ctx, tx)
+	})
+	if err != nil {
+		return false, dbError(err, "updating status of message %s from %s to %s", u.MessageID, u.From, u.To)
+	}
+	return changed, nil
+}
+
+// statusQuery is the compare-and-set UPDATE of u.
+func statusQuery(db bun.IDB, u StatusUpdate, at time.Time) *bun.UpdateQuery {
+	q := db.NewUpdate().Model((*Message)(nil)).
 		Set("status = ?", u.To).
 		Set("attempts = attempts + ?", u.AttemptsDelta).
 		Set("updated_at = ?", at).
@@ -246,15 +297,7 @@ func (r *MessageRepo) UpdateStatus(ctx context.Context, u StatusUpdate) (bool, e
 	case MessageFailed:
 		q = q.Set("failed_at = ?", at)
 	}
-	res, err := execWrite(ctx, q)
-	if err != nil {
-		return false, dbError(err, "updating status of message %s from %s to %s", u.MessageID, u.From, u.To)
-	}
-	changed, err := affectedOne(res)
-	if err != nil {
-		return false, dbError(err, "updating status of message %s from %s to %s", u.MessageID, u.From, u.To)
-	}
-	return changed, nil
+	return q
 }
 
 // CountByKeyID returns the number of messages sealed with keyID.

@@ -18,7 +18,7 @@ import (
 )
 
 var (
-	allMigrations = []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening"}
+	allMigrations = []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening", "0005_stats_rollup_audit_indexes"}
 	schemaTables  = []string{
 		"messages", "users", "clients", "audit_log", "refresh_tokens",
 		"devices", "certmagic_data", "certmagic_locks",
@@ -27,8 +27,16 @@ var (
 	queryIndexes = []string{
 		"idx_messages_encryption_key_id", "idx_messages_sender_number_hash",
 		"idx_clients_client_id", "idx_clients_status", "idx_clients_not_after",
-		"idx_clients_updated_at", "idx_audit_log_created_at", "idx_audit_log_actor_id",
-		"idx_audit_log_action_id", "idx_refresh_tokens_expires_at",
+		"idx_clients_updated_at", "idx_refresh_tokens_expires_at",
+	}
+	// oldAuditIndexes are created by 0002_query_indexes and replaced by
+	// 0005_stats_rollup_audit_indexes.
+	oldAuditIndexes = []string{"idx_audit_log_created_at", "idx_audit_log_actor_id", "idx_audit_log_action_id"}
+	// rollupTables and auditIndexes are created by 0005.
+	rollupTables = []string{"message_counts", "message_hours", "message_latency"}
+	auditIndexes = []string{
+		"idx_audit_o", "idx_audit_a_o", "idx_audit_c_o", "idx_audit_t_o",
+		"idx_audit_ac_o", "idx_audit_at_o", "idx_audit_ct_o", "idx_audit_act_o",
 	}
 	// idIndexes are created by 0002_query_indexes and replaced by
 	// timeIndexes in 0004_portal_hardening.
@@ -62,6 +70,7 @@ func TestMigrationsUpDownUpCreateAndDropTheSchema(t *testing.T) {
 			rolledBack []string
 			remaining  []string
 		}{
+			{1, []string{"0005_stats_rollup_audit_indexes"}, []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening"}},
 			{1, []string{"0004_portal_hardening"}, []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe"}},
 			{1, []string{"0003_health_probe"}, []string{"0001_base_schema", "0002_query_indexes"}},
 			{1, []string{"0002_query_indexes"}, []string{"0001_base_schema"}},
@@ -86,7 +95,7 @@ func TestMigrationsUpDownUpCreateAndDropTheSchema(t *testing.T) {
 
 		rolledBack, err := storage.MigrateDown(ctx, db, len(allMigrations))
 		mustNoErr(t, err, "MigrateDown all")
-		if want := []string{"0004_portal_hardening", "0003_health_probe", "0002_query_indexes", "0001_base_schema"}; !slices.Equal(rolledBack, want) {
+		if want := []string{"0005_stats_rollup_audit_indexes", "0004_portal_hardening", "0003_health_probe", "0002_query_indexes", "0001_base_schema"}; !slices.Equal(rolledBack, want) {
 			t.Fatalf("MigrateDown(all) rolled back %v, want %v", rolledBack, want)
 		}
 		assertSchema(t, db, nil)
@@ -102,6 +111,7 @@ func assertSchema(t *testing.T, db *bun.DB, applied []string) {
 	idx := slices.Contains(applied, "0002_query_indexes")
 	probe := slices.Contains(applied, "0003_health_probe")
 	hardened := slices.Contains(applied, "0004_portal_hardening")
+	rollup := slices.Contains(applied, "0005_stats_rollup_audit_indexes")
 
 	have := tables(t, db)
 	if have["health_probe"] != probe {
@@ -112,10 +122,20 @@ func assertSchema(t *testing.T, db *bun.DB, applied []string) {
 			t.Errorf("table %s present = %v, want %v (applied %v)", table, have[table], base, applied)
 		}
 	}
+	for _, table := range rollupTables {
+		if have[table] != rollup {
+			t.Errorf("table %s present = %v, want %v (applied %v)", table, have[table], rollup, applied)
+		}
+	}
 	haveIdx := indexes(t, db)
-	for _, index := range queryIndexes {
-		if haveIdx[index] != idx {
-			t.Errorf("index %s present = %v, want %v (applied %v)", index, haveIdx[index], idx, applied)
+	for _, set := range []struct {
+		names []string
+		want  bool
+	}{{queryIndexes, idx}, {oldAuditIndexes, idx && !rollup}, {auditIndexes, rollup}} {
+		for _, index := range set.names {
+			if haveIdx[index] != set.want {
+				t.Errorf("index %s present = %v, want %v (applied %v)", index, haveIdx[index], set.want, applied)
+			}
 		}
 	}
 	for _, index := range idIndexes {

@@ -6,7 +6,13 @@
 // filter and with each filter, and prints p50/p99 per case and the EXPLAIN
 // of each query shape. The product target is p99 ≤ 20 ms.
 //
+// -mode stats times the admin statistics (p99 ≤ 50 ms at 1,000,000
+// messages) and -mode audit the audit list, on MariaDB or, with -driver
+// sqlite, on a SQLite file; see stats.go.
+//
 //	go run ./integration/pagebench -dsn 'root@tcp(127.0.0.1:3306)/' -messages 1000000
+//	go run ./integration/pagebench -mode stats -driver sqlite -messages 1000000
+//	go run ./integration/pagebench -mode audit -driver mysql -messages 1000000
 package main
 
 import (
@@ -40,7 +46,24 @@ func main() {
 	runs := flag.Int("runs", 200, "timed requests per case")
 	keep := flag.Bool("keep", false, "keep the database (printed) for EXPLAIN by hand")
 	reuse := flag.String("database", "", "measure a database kept by -keep instead of loading a new one")
+	mode := flag.String("mode", "list", "list (portal message list, MariaDB), stats (admin statistics) or audit (audit list)")
+	driver := flag.String("driver", storage.DriverMySQL, "stats and audit modes: mysql or sqlite")
 	flag.Parse()
+	switch *mode {
+	case "stats":
+		if err := runStats(context.Background(), *driver, *dsn, *n, *runs); err != nil {
+			log.Fatal(err)
+		}
+		return
+	case "audit":
+		if err := runAudit(context.Background(), *driver, *dsn, *n, *runs); err != nil {
+			log.Fatal(err)
+		}
+		return
+	case "list":
+	default:
+		log.Fatalf("unknown -mode %q", *mode)
+	}
 	if err := run(*dsn, *n, *runs, *keep, *reuse); err != nil {
 		log.Fatal(err)
 	}

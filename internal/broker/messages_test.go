@@ -322,8 +322,11 @@ func TestUpdateStatusOfAnUnknownMessageIsNotFound(t *testing.T) {
 }
 
 // racingWorker is a query hook playing another worker that wins every
-// race: just before each compare-and-set it moves the message between
-// processing and retrying, so the update finds another state than it read.
+// race: just after each read of the message it moves the message between
+// processing and retrying, so the compare-and-set that follows finds
+// another state than the one read. (It acts after the read rather than
+// just before the UPDATE: the UPDATE runs in a transaction, and on SQLite
+// no other writer can get in there.)
 type racingWorker struct {
 	db        *bun.DB
 	messageID string
@@ -332,19 +335,20 @@ type racingWorker struct {
 
 type hookBypass struct{}
 
-func (w *racingWorker) BeforeQuery(ctx context.Context, event *bun.QueryEvent) context.Context {
-	if ctx.Value(hookBypass{}) != nil || event.Operation() != "UPDATE" || !strings.Contains(event.Query, "messages") {
-		return ctx
+func (w *racingWorker) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	return ctx
+}
+
+func (w *racingWorker) AfterQuery(ctx context.Context, event *bun.QueryEvent) {
+	if ctx.Value(hookBypass{}) != nil || event.Operation() != "SELECT" || !strings.Contains(event.Query, "FROM `messages`") && !strings.Contains(event.Query, `FROM "messages"`) {
+		return
 	}
 	_, err := w.db.NewRaw("UPDATE messages SET status = CASE status WHEN 'processing' THEN 'retrying' ELSE 'processing' END WHERE message_id = ?", w.messageID).
 		Exec(context.WithValue(ctx, hookBypass{}, true))
 	if err == nil {
 		w.moves.Add(1)
 	}
-	return ctx
 }
-
-func (w *racingWorker) AfterQuery(context.Context, *bun.QueryEvent) {}
 
 // TestUpdateStatusGivesUpAfterLosingEveryRace: a worker that loses the
 // compare-and-set to others again and again gets a concurrent_update

@@ -2,9 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/internal/clientca"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -162,16 +160,22 @@ func parseTime(name, v string) (time.Time, error) {
 }
 
 func parseLimit(v string) (int, error) {
+	return parseLimitMax(v, MaxPortalPageSize)
+}
+
+// parseLimitMax reads a page size of 1 to maxSize written as plain
+// decimal digits (no sign, no spaces; leading zeros allowed).
+func parseLimitMax(v string, maxSize int) (int, error) {
 	n := 0
 	for _, c := range v {
-		if c < '0' || c > '9' || n > MaxPortalPageSize {
+		if c < '0' || c > '9' || n > maxSize {
 			n = -1
 			break
 		}
 		n = n*10 + int(c-'0')
 	}
-	if n < 1 || n > MaxPortalPageSize {
-		return 0, apperr.New(apperr.Invalid, "invalid_limit", "limit must be a whole number from 1 to %d", MaxPortalPageSize)
+	if n < 1 || n > maxSize {
+		return 0, apperr.New(apperr.Invalid, "invalid_limit", "limit must be a whole number from 1 to %d", maxSize)
 	}
 	return n, nil
 }
@@ -195,28 +199,22 @@ func (s *Portal) cursorScope(p *Principal, f storage.MessageFilter) []byte {
 		p.User.ID, f.ClientID, f.Status, f.MessageIDPrefix, f.Since.UnixNano(), f.Until.UnixNano(), f.Limit)
 }
 
-// sealCursor encodes the list position of the last row of a page with an
-// HMAC over it and the scope: base64url(id (8 bytes) || created_at in
-// microseconds (8 bytes) || HMAC-SHA-256[:16]).
+// sealCursor encodes the list position of the last row of a page bound
+// to the scope: base64url(id (8 bytes) || created_at in microseconds
+// (8 bytes) || HMAC-SHA-256[:16]).
 func (s *Portal) sealCursor(at storage.ListPosition, scope []byte) string {
 	buf := binary.BigEndian.AppendUint64(nil, uint64(at.ID))
 	buf = binary.BigEndian.AppendUint64(buf, uint64(at.CreatedAt.UnixMicro()))
-	return base64.RawURLEncoding.EncodeToString(append(buf, s.cursorMAC(buf, scope)...))
+	return s.cursors().seal(buf, scope)
 }
 
 var errBadCursor = apperr.New(apperr.Invalid, "invalid_cursor", "the cursor is not one this list returned; start again without it")
 
-// cursorLen is the length of a decoded cursor: position and MAC.
-const cursorLen = 8 + 8 + 16
-
 // openCursor checks a cursor and returns its position.
 func (s *Portal) openCursor(c string, scope []byte) (storage.ListPosition, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(raw) != cursorLen {
-		return storage.ListPosition{}, errBadCursor
-	}
-	if !hmac.Equal(raw[16:], s.cursorMAC(raw[:16], scope)) {
-		return storage.ListPosition{}, errBadCursor
+	raw, err := s.cursors().open(c, scope)
+	if err != nil {
+		return storage.ListPosition{}, err
 	}
 	id := int64(binary.BigEndian.Uint64(raw[:8]))
 	if id <= 0 {
@@ -226,14 +224,10 @@ func (s *Portal) openCursor(c string, scope []byte) (storage.ListPosition, error
 	return storage.ListPosition{CreatedAt: at, ID: id}, nil
 }
 
-func (s *Portal) cursorMAC(position, scope []byte) []byte {
-	mac := hmac.New(sha256.New, s.CursorKey)
-	// v2: the position is (id, created_at); a v1 cursor (id alone) never
-	// opens as one.
-	mac.Write([]byte("msgbroker portal cursor v2\x00"))
-	mac.Write(position)
-	mac.Write(scope)
-	return mac.Sum(nil)[:16]
+// cursors seals the message list's positions. v2: the position is (id,
+// created_at); a v1 cursor (id alone) never opens as one.
+func (s *Portal) cursors() cursorSealer {
+	return cursorSealer{key: s.CursorKey, domain: "msgbroker portal cursor v2", size: 16}
 }
 
 // GetMessage returns one message p may see. Another client's message is
@@ -266,31 +260,17 @@ func (s *Portal) GetMessage(ctx context.Context, p *Principal, messageID string,
 	if !p.IsAdmin() {
 		return MessageDetail{}, apperr.New(apperr.Forbidden, "decrypt_forbidden", "only administrators may read message bodies")
 	}
-	body, err := s.decrypt(m)
-	outcome, details := storage.AuditSuccess, "portal"
-	if err != nil {
-		outcome, details = storage.AuditFailure, "portal: "+errorSummary(err)
+	var kr *keyring.Keyring
+	if s.Keys != nil {
+		kr = s.Keys()
 	}
-	if aerr := Audit(ctx, s.Store, Actor{Name: p.User.Email, RemoteAddr: remoteAddr}, "message.decrypt", id, outcome, details); aerr != nil {
-		// A body read that cannot be audited is not served.
-		s.logger().Error("audit log write failed; body withheld", zap.String("message_id", id), zap.Error(aerr))
-		return MessageDetail{}, fmt.Errorf("auditing decryption of %s: %w", id, aerr)
-	}
+	body, err := DecryptBody(ctx, s.Store, kr, Actor{Name: p.User.Email, RemoteAddr: remoteAddr}, "portal", m)
 	if err != nil {
+		if _, ok := apperr.As(err); !ok {
+			s.logger().Error("message body not served", zap.String("message_id", id), zap.Error(err))
+		}
 		return MessageDetail{}, err
 	}
 	d.Body = &body
 	return d, nil
-}
-
-func (s *Portal) decrypt(m *storage.Message) (string, error) {
-	var kr = s.Keys
-	if kr == nil || kr() == nil {
-		return "", apperr.New(apperr.Unavailable, "keys_unavailable", "the encryption keys are not loaded")
-	}
-	plain, err := kr().Decrypt(m.BodyEncrypted, []byte(m.MessageID))
-	if err != nil {
-		return "", fmt.Errorf("decrypting message %s: %w", m.MessageID, err)
-	}
-	return string(plain), nil
 }

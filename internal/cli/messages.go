@@ -156,21 +156,10 @@ func cmdMessageView(fl caddycmd.Flags) (int, error) {
 	})
 }
 
-// decryptAudited decrypts the body of m after writing the attempt to the
-// audit log; if that write fails, the body is not decrypted.
+// decryptAudited decrypts the body of m and writes the attempt to the
+// audit log; if that write fails, the body is not shown.
 func decryptAudited(ctx context.Context, svc *services, m *storage.Message) (string, error) {
-	plain, err := svc.Keys.Keyring.Decrypt(m.BodyEncrypted, []byte(m.MessageID))
-	outcome, details := storage.AuditSuccess, "channel: cli"
-	if err != nil {
-		outcome, details = storage.AuditFailure, "the body does not decrypt with the configured keyring"
-	}
-	if aerr := broker.Audit(ctx, svc.Store, actor(), "message.decrypt", m.MessageID, outcome, details); aerr != nil {
-		return "", fmt.Errorf("not showing the body: %w", aerr)
-	}
-	if err != nil {
-		return "", fmt.Errorf("decrypting message %s (key %s): %w", m.MessageID, m.EncryptionKeyID, err)
-	}
-	return string(plain), nil
+	return broker.DecryptBody(ctx, svc.Store, svc.Keys.Keyring, actor(), "cli", m)
 }
 
 func (c *console) printMessage(m messageJSON) error {
