@@ -118,3 +118,24 @@ func TestMemoryMessagesKeepTheNewestUpToTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryCountIncludesExpiredSessionsUntilSwept: as documented, Count
+// of the in-process store is what it holds, so a few expired sessions
+// stay counted until the store has grown enough to sweep; it does not
+// walk every session on every create.
+func TestMemoryCountIncludesExpiredSessionsUntilSwept(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	m := NewMemory(time.Minute)
+	m.now = c.now
+	if err := m.Create(ctx, "a", session("u", "a")); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(2 * time.Minute)
+	if err := m.Create(ctx, "b", session("u", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := m.Count(ctx); n != 2 {
+		t.Fatalf("count %d, want 2: the expired session is dropped only by a sweep", n)
+	}
+}
