@@ -10,17 +10,24 @@
 # Needs gremlins (go install github.com/go-gremlins/gremlins/cmd/gremlins@latest)
 # and MariaDB for the tests that open it directly, as for the
 # other tests (MSGBROKER_TEST_MYSQL_DSN). GREMLINS_WORKERS sets the parallel
-# mutants (default 1). The EachDialect tests run on SQLite only here
+# mutants (default 1). GREMLINS_FLAGS passes more flags to gremlins unleash,
+# e.g. to measure a large package a few files at a time:
+#
+#   GREMLINS_FLAGS="-E portal.*[.]go -E users[.]go" integration/mutation.sh ./internal/broker
+#
+# The EachDialect tests run on SQLite only here
 # (MSGBROKER_TEST_ONLY_SQLITE=1, see storage/storagetest): a mutant of
 # domain logic fails on either dialect, and a fresh MariaDB database per
 # test per mutant would make a run take hours; CI runs both dialects.
-set -eu
+set -euf # -f: the regexps in GREMLINS_FLAGS are not file globs
 export MSGBROKER_TEST_ONLY_SQLITE=1
 cd "$(dirname "$0")/.."
 
 packages="$*"
 if [ -z "$packages" ]; then
-	packages="./internal/broker ./internal/certregistry ./internal/clientca ./internal/keyring ./internal/phone ./modules/verifier"
+	packages="./internal/broker ./internal/certregistry ./internal/clientca ./internal/devicecrypto
+		./internal/directory ./internal/keyring ./internal/phone ./internal/phpserial ./internal/sessions
+		./internal/strictjson ./internal/tokens ./modules/verifier"
 fi
 gremlins=$(command -v gremlins || echo "$(go env GOPATH)/bin/gremlins")
 if [ ! -x "$gremlins" ]; then
@@ -35,7 +42,7 @@ printf '|---|---|---|---|---|---|---|\n'
 status=0
 for pkg in $packages; do
 	log="$logs/$(echo "$pkg" | tr '/.' '__').log"
-	if ! "$gremlins" unleash --workers "${GREMLINS_WORKERS:-1}" "$pkg" >"$log" 2>&1; then
+	if ! "$gremlins" unleash --workers "${GREMLINS_WORKERS:-1}" ${GREMLINS_FLAGS:-} "$pkg" >"$log" 2>&1; then
 		status=1
 	fi
 	awk -v pkg="$pkg" '

@@ -236,7 +236,7 @@ func (d *decoder) entries(depth int) ([]Entry, error) {
 	if err := d.expect("{"); err != nil {
 		return nil, err
 	}
-	// Each entry takes at least 8 bytes (i:0;N;), which bounds n.
+	// Each entry takes at least 6 bytes (i:0;N;), which bounds n.
 	if n > (len(d.data)-d.pos)/6 {
 		return nil, d.errf("%d entries cannot fit", n)
 	}
