@@ -2,10 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,7 +78,7 @@ func (s *Portal) ListMessages(ctx context.Context, p *Principal, q MessageQuery)
 	}
 	scope := s.cursorScope(p, f)
 	if q.Cursor != "" {
-		if f.AfterID, err = s.openCursor(q.Cursor, scope); err != nil {
+		if f.AfterID, err = s.cursors().open(q.Cursor, scope); err != nil {
 			return MessagePage{}, err
 		}
 	}
@@ -96,7 +92,7 @@ func (s *Portal) ListMessages(ctx context.Context, p *Principal, q MessageQuery)
 	page := MessagePage{Items: make([]MessageItem, 0, min(len(msgs), limit))}
 	for i := range msgs {
 		if i == limit {
-			page.NextCursor = s.sealCursor(msgs[i-1].ID, scope)
+			page.NextCursor = s.cursors().seal(msgs[i-1].ID, scope)
 			break
 		}
 		page.Items = append(page.Items, itemOf(&msgs[i]))
@@ -161,17 +157,20 @@ func parseTime(name, v string) (time.Time, error) {
 	return t, nil
 }
 
-func parseLimit(v string) (int, error) {
+func parseLimit(v string) (int, error) { return parseLimitMax(v, MaxPortalPageSize) }
+
+// parseLimitMax reads a page size: a whole number from 1 to maxN.
+func parseLimitMax(v string, maxN int) (int, error) {
 	n := 0
 	for _, c := range v {
-		if c < '0' || c > '9' || n > MaxPortalPageSize {
+		if c < '0' || c > '9' || n > maxN {
 			n = -1
 			break
 		}
 		n = n*10 + int(c-'0')
 	}
-	if n < 1 || n > MaxPortalPageSize {
-		return 0, apperr.New(apperr.Invalid, "invalid_limit", "limit must be a whole number from 1 to %d", MaxPortalPageSize)
+	if n < 1 || n > maxN {
+		return 0, apperr.New(apperr.Invalid, "invalid_limit", "limit must be a whole number from 1 to %d", maxN)
 	}
 	return n, nil
 }
@@ -195,37 +194,8 @@ func (s *Portal) cursorScope(p *Principal, f storage.MessageFilter) []byte {
 		p.User.ID, f.ClientID, f.Status, f.MessageIDPrefix, f.Since.UnixNano(), f.Until.UnixNano(), f.Limit)
 }
 
-// sealCursor encodes the last id of a page with an HMAC over it and the
-// scope: base64url(id (8 bytes) || HMAC-SHA-256[:16]).
-func (s *Portal) sealCursor(afterID int64, scope []byte) string {
-	buf := binary.BigEndian.AppendUint64(nil, uint64(afterID))
-	return base64.RawURLEncoding.EncodeToString(append(buf, s.cursorMAC(buf, scope)...))
-}
-
-var errBadCursor = apperr.New(apperr.Invalid, "invalid_cursor", "the cursor is not one this list returned; start again without it")
-
-// openCursor checks a cursor and returns its id.
-func (s *Portal) openCursor(c string, scope []byte) (int64, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(raw) != 8+16 {
-		return 0, errBadCursor
-	}
-	if !hmac.Equal(raw[8:], s.cursorMAC(raw[:8], scope)) {
-		return 0, errBadCursor
-	}
-	id := int64(binary.BigEndian.Uint64(raw[:8]))
-	if id <= 0 {
-		return 0, errBadCursor
-	}
-	return id, nil
-}
-
-func (s *Portal) cursorMAC(id, scope []byte) []byte {
-	mac := hmac.New(sha256.New, s.CursorKey)
-	mac.Write([]byte("msgbroker portal cursor\x00"))
-	mac.Write(id)
-	mac.Write(scope)
-	return mac.Sum(nil)[:16]
+func (s *Portal) cursors() cursorSealer {
+	return cursorSealer{key: s.CursorKey, label: "msgbroker portal cursor"}
 }
 
 // GetMessage returns one message p may see. Another client's message is
