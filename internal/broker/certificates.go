@@ -321,3 +321,11 @@ func (c *Certificates) revokedEntries(ctx context.Context) ([]clientca.RevokedCe
 	}
 	return revoked, now, nil
 }
+
+// AuditRefusal records a failed admin action that was refused before it
+// reached its service (a malformed body, a non-admin caller), so the
+// audit log holds every attempt and not only those that got far enough
+// to be judged.
+func AuditRefusal(ctx context.Context, store *storage.Store, actor Actor, action, target string, err error) error {
+	return Audit(ctx, store, actor, action, clip(target, 255), storage.AuditFailure, errorSummary(err))
+}
