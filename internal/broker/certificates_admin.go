@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,13 +35,12 @@ type RevokeRequest struct {
 // clientca.ReasonCode, so it is not offered either.
 var ReasonNames = []string{"unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation"}
 
-// checkReasonName returns the canonical spelling of an RFC 5280 reason
-// name, matched without regard to case.
+// checkReasonName accepts an RFC 5280 reason name spelled exactly as the
+// RFC does, so what the audit log and the clients table keep is the name
+// the CRL carries.
 func checkReasonName(name string) (string, error) {
-	for _, n := range ReasonNames {
-		if strings.EqualFold(strings.TrimSpace(name), n) {
-			return n, nil
-		}
+	if slices.Contains(ReasonNames, name) {
+		return name, nil
 	}
 	return "", apperr.New(apperr.Invalid, "invalid_reason", "reason must be one of the RFC 5280 names %s", strings.Join(ReasonNames, ", "))
 }
