@@ -8,6 +8,7 @@ package caddymsgbroker
 
 import (
 	_ "github.com/msgbroker/caddy-msgbroker/internal/cli"
+	_ "github.com/msgbroker/caddy-msgbroker/modules/adminapi"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/crl"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/device"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/docs"

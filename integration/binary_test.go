@@ -33,6 +33,8 @@ func TestBinaryListsEveryModule(t *testing.T) {
 		"http.handlers.msgbroker_internal",
 		"http.handlers.msgbroker_docs",
 		"http.handlers.msgbroker_crl",
+		"http.handlers.msgbroker_portal",
+		"http.handlers.msgbroker_admin",
 		"tls.client_auth.verifier.msgbroker",
 		"tls.ca_pool.source.msgbroker",
 	} {
@@ -85,6 +87,12 @@ func TestEmbeddedDefaultRunsAsAnOrdinaryUser(t *testing.T) {
 		if status := testcaddy.GetJSON(t, url, &health); status != http.StatusOK || health["status"] != "healthy" {
 			t.Errorf("GET %s = %d %v, want 200 healthy", url, status, health)
 		}
+	}
+	// The admin API is served beside the portal and asks for a token.
+	adminURL := fmt.Sprintf("http://localhost:%d/admin/users", ex.httpPort)
+	var refused map[string]any
+	if status := testcaddy.GetJSON(t, adminURL, &refused); status != http.StatusUnauthorized {
+		t.Errorf("GET %s = %d %v, want 401", adminURL, status, refused)
 	}
 	want := map[int]bool{ex.httpPort: true, ex.mtlsPort: true, ex.adminPort: true}
 	for _, addr := range listeningSockets(t, ex.cmd.Process.Pid) {

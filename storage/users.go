@@ -186,14 +186,9 @@ var ErrLastAdmin = errors.New("the last active administrator")
 // other admin and remove both.
 func (r *UserRepo) DeleteUnlessLastAdmin(ctx context.Context, id int64) error {
 	return r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var admins []int64
-		q := tx.NewSelect().Model((*User)(nil)).Column("id").
-			Where("role = ?", RoleAdmin).Where("is_active = ?", true)
-		if Dialect(r.db) == DriverMySQL {
-			q = q.For("UPDATE")
-		}
-		if err := q.Scan(ctx, &admins); err != nil {
-			return dbError(err, "locking administrators")
+		admins, err := lockActiveAdmins(ctx, tx)
+		if err != nil {
+			return err
 		}
 		if len(admins) == 1 && admins[0] == id {
 			return fmt.Errorf("deleting user %d: %w", id, ErrLastAdmin)

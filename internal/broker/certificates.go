@@ -29,6 +29,9 @@ type Certificates struct {
 	Logger *zap.Logger
 	// Issued and Revoked count certificates (may be nil).
 	Issued, Revoked prometheus.Counter
+	// CursorKey authenticates the list's paging cursors (at least 32
+	// bytes; every node of a cluster needs the same).
+	CursorKey []byte
 }
 
 // IssueRequest asks for a client certificate.
@@ -103,7 +106,15 @@ func (c *Certificates) issue(ctx context.Context, actor Actor, req IssueRequest)
 
 // issueError turns the issuer's refusals of bad input into Invalid errors.
 func issueError(err error) error {
-	if errors.Is(err, clientca.ErrBadCSR) || errors.Is(err, clientca.ErrInvalidRequest) {
+	switch {
+	case errors.Is(err, clientca.ErrCSRKey):
+		return apperr.Wrap(err, apperr.Invalid, "csr_key_rejected", "%s", err.Error())
+	case errors.Is(err, clientca.ErrCSRSignature):
+		return apperr.Wrap(err, apperr.Invalid, "csr_bad_signature", "%s", err.Error())
+	case errors.Is(err, clientca.ErrBadCSR):
+		return apperr.Wrap(err, apperr.Invalid, "invalid_csr", "%s", err.Error())
+	}
+	if errors.Is(err, clientca.ErrInvalidRequest) {
 		return apperr.Wrap(err, apperr.Invalid, "invalid_certificate_request", "%s", err.Error())
 	}
 	return fmt.Errorf("issuing client certificate: %w", err)
@@ -137,6 +148,16 @@ func (c *Certificates) revoke(ctx context.Context, target, reason string) ([]sto
 	if err != nil {
 		return nil, err
 	}
+	revoked, err := c.revokeAll(ctx, candidates, reason)
+	if err == nil && len(revoked) == 0 {
+		err = apperr.New(apperr.Conflict, "already_revoked", "%s has no active certificate", target)
+	}
+	return revoked, err
+}
+
+// revokeAll revokes candidates, announcing each; one revoked concurrently
+// meanwhile is left out of the result.
+func (c *Certificates) revokeAll(ctx context.Context, candidates []storage.Client, reason string) ([]storage.Client, error) {
 	now := time.Now().UTC()
 	var revoked []storage.Client
 	for _, cl := range candidates {
@@ -155,9 +176,6 @@ func (c *Certificates) revoke(ctx context.Context, target, reason string) ([]sto
 		}
 		c.log("certificate revoked", zap.String("client_id", cl.ClientID), zap.String("serial", cl.SerialNumber),
 			zap.String("reason", reason))
-	}
-	if len(revoked) == 0 {
-		return nil, apperr.New(apperr.Conflict, "already_revoked", "%s has no active certificate", target)
 	}
 	return revoked, nil
 }
@@ -302,4 +320,12 @@ func (c *Certificates) revokedEntries(ctx context.Context) ([]clientca.RevokedCe
 		revoked = append(revoked, entry)
 	}
 	return revoked, now, nil
+}
+
+// AuditRefusal records a failed admin action that was refused before it
+// reached its service (a malformed body, a non-admin caller), so the
+// audit log holds every attempt and not only those that got far enough
+// to be judged.
+func AuditRefusal(ctx context.Context, store *storage.Store, actor Actor, action, target string, err error) error {
+	return Audit(ctx, store, actor, action, clip(target, 255), storage.AuditFailure, errorSummary(err))
 }

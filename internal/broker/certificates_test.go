@@ -128,8 +128,8 @@ func TestIssueMapsBadRequestsToInvalid(t *testing.T) {
 		req  broker.IssueRequest
 		code string
 	}{
-		{"CSR not PEM", broker.IssueRequest{ClientID: "proxy-1", Role: "proxy", CSRPEM: []byte("not a CSR")}, "invalid_certificate_request"},
-		{"CSR of another PEM type", broker.IssueRequest{ClientID: "proxy-1", Role: "proxy", CSRPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}})}, "invalid_certificate_request"},
+		{"CSR not PEM", broker.IssueRequest{ClientID: "proxy-1", Role: "proxy", CSRPEM: []byte("not a CSR")}, "invalid_csr"},
+		{"CSR of another PEM type", broker.IssueRequest{ClientID: "proxy-1", Role: "proxy", CSRPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}})}, "invalid_csr"},
 		{"bad client id", broker.IssueRequest{ClientID: "proxy 1/..", Role: "proxy"}, "invalid_certificate_request"},
 		{"bad role", broker.IssueRequest{ClientID: "proxy-1", Role: "admin"}, "invalid_certificate_request"},
 		{"too long", broker.IssueRequest{ClientID: "proxy-1", Role: "proxy", Days: 100000}, "invalid_certificate_request"},

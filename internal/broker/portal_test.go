@@ -145,8 +145,9 @@ func TestPortalRefusesTokensOfDeletedAndDeactivatedUsers(t *testing.T) {
 		wantKind(t, err, apperr.Unauthenticated, "token_user_unknown")
 		_, err = p.Authenticate(ctx, idleTok.AccessToken)
 		wantKind(t, err, apperr.Unauthenticated, "token_user_inactive")
+		// Deactivation revoked the sessions, so reactivation revives none.
 		_, err = p.Refresh(ctx, idleTok.RefreshToken)
-		wantKind(t, err, apperr.Unauthenticated, "token_user_inactive")
+		wantKind(t, err, apperr.Unauthenticated, "token_revoked")
 	})
 }
 

@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -59,6 +61,8 @@ type UserChanges struct {
 	Role     *string
 	ClientID *string
 	IsActive *bool
+	// Unlock clears a login lockout and the failure count.
+	Unlock bool
 }
 
 // CheckPassword applies the password policy. Its errors are Invalid and
@@ -255,19 +259,69 @@ func (s *Users) update(ctx context.Context, u *storage.User, ch UserChanges) err
 	if err := s.keepAnAdmin(ctx, u, role, active); err != nil {
 		return err
 	}
+	wasActive := u.IsActive
 	u.Role, u.IsActive, u.ClientID = role, active, cid
-	if err := s.Store.Users.Update(ctx, u); err != nil {
+	// keepAnAdmin gives the friendly answer; the repository enforces the
+	// rule atomically against a concurrent change of the other admin.
+	err = s.Store.Users.UpdateUnlessLastAdmin(ctx, u)
+	switch {
+	case errors.Is(err, storage.ErrLastAdmin):
+		return apperr.New(apperr.Conflict, "last_admin", "user %d (%s) is the last active administrator; create another admin first", u.ID, u.Email)
+	case errors.Is(err, storage.ErrNotFound):
+		return apperr.New(apperr.NotFound, "user_not_found", "no user %d", u.ID)
+	case err != nil:
 		return fmt.Errorf("updating user %d: %w", u.ID, err)
+	}
+	if wasActive && !active {
+		// Access tokens already stop at the next request (Portal.Authenticate
+		// reads is_active); revoking the sessions keeps a later reactivation
+		// from reviving them.
+		if _, err := s.Store.RefreshTokens.RevokeAllForUser(ctx, u.ID, time.Now()); err != nil {
+			return fmt.Errorf("ending sessions of user %d: %w", u.ID, err)
+		}
+	}
+	if ch.Unlock {
+		if err := s.Store.Users.LockUntil(ctx, u.ID, time.Time{}); err != nil {
+			return fmt.Errorf("unlocking user %d: %w", u.ID, err)
+		}
+		u.LockedUntil, u.FailedLogins = nil, 0
 	}
 	return nil
 }
 
+// List returns every account, by id.
+func (s *Users) List(ctx context.Context) ([]storage.User, error) {
+	users, err := s.Store.Users.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	return users, nil
+}
+
+// Get returns the account with id.
+func (s *Users) Get(ctx context.Context, id int64) (*storage.User, error) { return s.get(ctx, id) }
+
+// GeneratePassword returns a random password that satisfies the policy:
+// 20 characters of a 57-letter alphabet without look-alikes (about 116
+// bits), for an account created without one.
+func GeneratePassword() string {
+	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+	b := make([]byte, 20)
+	for i := range b {
+		// rand.Int draws uniformly, without the bias of a byte modulo 57.
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			panic("crypto/rand failed: " + err.Error()) // it never returns an error on supported systems
+		}
+		b[i] = alphabet[n.Int64()]
+	}
+	return string(b)
+}
+
 // keepAnAdmin refuses a change that leaves u with role newRole and active
-// flag newActive when u is the last active administrator.
-//
-// The count and the write are two statements, so two administrators
-// removing each other at the same instant could both succeed; admin
-// changes are rare and audited, and the CLI can always create a new admin.
+// flag newActive when u is the last active administrator. It is the
+// friendly early answer; the repository's UpdateUnlessLastAdmin and
+// DeleteUnlessLastAdmin enforce the rule atomically.
 func (s *Users) keepAnAdmin(ctx context.Context, u *storage.User, newRole string, newActive bool) error {
 	if u.Role != storage.RoleAdmin || !u.IsActive || (newRole == storage.RoleAdmin && newActive) {
 		return nil
@@ -358,6 +412,9 @@ func describeChanges(ch UserChanges) string {
 	}
 	if ch.IsActive != nil {
 		parts = append(parts, fmt.Sprintf("active: %t", *ch.IsActive))
+	}
+	if ch.Unlock {
+		parts = append(parts, "unlock")
 	}
 	return strings.Join(parts, ", ")
 }

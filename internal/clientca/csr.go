@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -18,6 +19,15 @@ import (
 // (RSA-8192) is under 4 KiB of PEM; the bound keeps parsing cheap for
 // hostile input.
 const MaxCSRSize = 64 << 10
+
+// ErrCSRKey and ErrCSRSignature are wrapped, beside ErrBadCSR, by the
+// refusal of a well-formed CSR whose key is of a type or size not accepted
+// and of one whose self-signature does not verify, so an API can answer
+// each with its own code.
+var (
+	ErrCSRKey       = errors.New("public key not accepted")
+	ErrCSRSignature = errors.New("signature does not verify")
+)
 
 // RSA key sizes accepted in a CSR. The upper bound keeps a hostile CSR from
 // making signature checks (ours and every verifier's) expensive.
@@ -81,10 +91,10 @@ func ParseCSR(pemBytes []byte) (*x509.CertificateRequest, error) {
 		return nil, fmt.Errorf("%w: parsing DER: not a well-formed PKCS#10 certificate request", ErrBadCSR)
 	}
 	if err := checkCSRKey(csr.PublicKey); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadCSR, err)
+		return nil, fmt.Errorf("%w: %w: %w", ErrBadCSR, ErrCSRKey, err)
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("%w: signature does not verify (request altered or not signed by its key): %w", ErrBadCSR, err)
+		return nil, fmt.Errorf("%w: %w (request altered or not signed by its key): %w", ErrBadCSR, ErrCSRSignature, err)
 	}
 	return csr, nil
 }

@@ -25,15 +25,12 @@
 package crl
 
 import (
-	"bytes"
-	"encoding/pem"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
@@ -73,21 +70,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return err
 	}
 	query := r.URL.Query()
-	format, chain := query.Get("format"), query.Get("chain")
-	if format != "" && format != "der" && format != "pem" {
-		httpapi.WriteError(w, apperr.New(apperr.Invalid, "invalid_format", "format must be der or pem"))
-		return nil
-	}
-	if chain != "" && chain != "full" {
-		httpapi.WriteError(w, apperr.New(apperr.Invalid, "invalid_chain", "chain must be full"))
-		return nil
-	}
-	if chain == "full" && format == "der" {
-		// DER has no way to hold several CRLs in one body.
-		httpapi.WriteError(w, apperr.New(apperr.Invalid, "invalid_format", "chain=full is served as PEM only"))
-		return nil
-	}
-	body, contentType, err := h.render(r, format, chain == "full")
+	body, contentType, err := h.render(r, query.Get("format"), query.Get("chain"))
 	if err != nil {
 		if status := httpapi.WriteError(w, err); status >= 500 {
 			h.logger.Error("serving the CRL failed", zap.Error(err))
@@ -104,36 +87,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	return nil
 }
 
-// render signs the CRL (or every CRL of the chain) and encodes it.
-func (h *Handler) render(r *http.Request, format string, chain bool) ([]byte, string, error) {
+// render signs the CRL (or every CRL of the chain) and encodes it, as
+// /admin/crl does too.
+func (h *Handler) render(r *http.Request, format, chain string) ([]byte, string, error) {
 	svcs, err := h.app.Services(r.Context())
 	if err != nil {
 		return nil, "", httpapi.Unavailable(err)
 	}
-	certs := svcs.Certificates
-	if !chain {
-		der, err := certs.CRL(r.Context())
-		if err != nil {
-			return nil, "", err
-		}
-		if format == "pem" {
-			return pemCRL(der), "application/x-pem-file", nil
-		}
-		return der, "application/pkix-crl", nil
-	}
-	ders, err := certs.CRLChain(r.Context())
-	if err != nil {
-		return nil, "", err
-	}
-	var bundle bytes.Buffer
-	for _, der := range ders {
-		bundle.Write(pemCRL(der))
-	}
-	return bundle.Bytes(), "application/x-pem-file", nil
-}
-
-func pemCRL(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+	return svcs.Certificates.CRLDocument(r.Context(), format, chain)
 }
 
 // Interface guards

@@ -148,18 +148,21 @@ func buildServices(p serviceParts) (*Services, error) {
 		Issued:   p.issued,
 		Revoked:  p.revoked,
 		Announce: s.announce,
+		// The label in each cursor's MAC keeps the lists apart, so the
+		// portal's key serves both.
+		CursorKey: cursorKey(p.jwtKey),
 	}
 	if s.Tokens, err = p.tokens.manager(p.jwtKey); err != nil {
 		return nil, fmt.Errorf("msgbroker: %w", err)
 	}
 	if s.Tokens != nil {
-		s.Portal = newPortal(s, p)
+		s.Portal = newPortal(s, p, s.Certificates.CursorKey)
 	}
 	return s, nil
 }
 
 // newPortal builds the portal service over the users and keyring of s.
-func newPortal(s *Services, p serviceParts) *broker.Portal {
+func newPortal(s *Services, p serviceParts, cursors []byte) *broker.Portal {
 	l := p.login
 	if l == nil {
 		l = new(LoginConfig)
@@ -170,7 +173,7 @@ func newPortal(s *Services, p serviceParts) *broker.Portal {
 		Users:     s.Users,
 		Pool:      broker.NewHashPool(broker.HashLimits{Workers: l.HashWorkers, PerSecond: l.HashesPerSecond, Burst: l.HashBurst}),
 		Keys:      s.Keyring,
-		CursorKey: cursorKey(p.jwtKey),
+		CursorKey: cursors,
 		Limits:    broker.LoginLimits{MaxFailures: l.MaxFailures, AddressMaxFailures: l.AddressMaxFailures, Lockout: time.Duration(l.Lockout)},
 		Metrics:   p.portalMetrics,
 		Logger:    p.logger.Named("portal"),

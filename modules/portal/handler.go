@@ -31,9 +31,7 @@
 package portal
 
 import (
-	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -137,7 +135,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpapi.StatusWriter{ResponseWriter: w}
 	w = sw
 	endpoint := rt.name
 	var err error
@@ -154,7 +152,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		h.writeError(w, r, err)
 	}
-	h.observe(r.Method, endpoint, sw.status, time.Since(start))
+	h.observe(r.Method, endpoint, sw.Status, time.Since(start))
 	return nil
 }
 
@@ -168,43 +166,19 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, param 
 	}
 	c := &call{portal: svcs.Portal, param: param}
 	if rt.auth {
-		if c.principal, err = authenticate(r.Context(), svcs.Portal, r); err != nil {
+		if c.principal, err = svcs.Portal.Authenticate(r.Context(), httpapi.BearerToken(r)); err != nil {
 			return err
 		}
 	}
 	return rt.serve(h, w, r, c)
 }
 
-// authenticate checks the bearer token of r.
-func authenticate(ctx context.Context, p *broker.Portal, r *http.Request) (*broker.Principal, error) {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		token = ""
-	}
-	return p.Authenticate(ctx, strings.TrimSpace(token))
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var lo *broker.LockedOut
 	if errors.As(err, &lo) {
 		w.Header().Set("Retry-After", strconv.Itoa(lo.RetryAfterSeconds()))
 	}
-	if apperr.KindOf(err) == apperr.Unauthenticated {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="msgbroker"`)
-	}
-	if status := httpapi.WriteError(w, err); status >= 500 {
+	if status := httpapi.WriteBearerError(w, err); status >= 500 {
 		h.logger.Error("portal request failed", zap.String("path", r.URL.Path), zap.Error(err))
 	}
 }
@@ -217,19 +191,6 @@ func (h *Handler) observe(method, endpoint string, status int, elapsed time.Dura
 	endpoint = "portal_" + endpoint
 	m.RequestsTotal.WithLabelValues(method, endpoint, strconv.Itoa(status)).Inc()
 	m.RequestDuration.WithLabelValues(method, endpoint).Observe(elapsed.Seconds())
-}
-
-// remoteAddr is the client's address as Caddy determined it (honouring
-// trusted_proxies), without the port, for lockouts and the audit log.
-func remoteAddr(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // Interface guards

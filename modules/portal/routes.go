@@ -50,7 +50,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, c *call) error {
 	if req.Email == "" || req.Password == "" {
 		return apperr.New(apperr.Invalid, "missing_credentials", "email and password are required")
 	}
-	pair, err := c.portal.Login(r.Context(), req.Email, req.Password, remoteAddr(r))
+	pair, err := c.portal.Login(r.Context(), req.Email, req.Password, httpapi.RemoteAddr(r))
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	pair, err := c.portal.ChangePassword(r.Context(), c.principal, req.CurrentPassword, req.NewPassword, remoteAddr(r))
+	pair, err := c.portal.ChangePassword(r.Context(), c.principal, req.CurrentPassword, req.NewPassword, httpapi.RemoteAddr(r))
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func (h *Handler) message(w http.ResponseWriter, r *http.Request, c *call) error
 	default:
 		return apperr.New(apperr.Invalid, "invalid_decrypt", "decrypt must be true or false")
 	}
-	d, err := c.portal.GetMessage(r.Context(), c.principal, c.param, decrypt, remoteAddr(r))
+	d, err := c.portal.GetMessage(r.Context(), c.principal, c.param, decrypt, httpapi.RemoteAddr(r))
 	if err != nil {
 		return err
 	}
