@@ -48,19 +48,20 @@ func TestMemoryForgetsExpiredSessionsAsItGrows(t *testing.T) {
 }
 
 // TestMemoryExpiredSessionIsGoneForEveryOperation: at its expiry instant a
-// session can no longer be read, deleted or failed, and its key is free.
+// session can no longer be read, deleted or failed, and its key is free;
+// a refused Create just before expiry restarts the idle TTL instead.
 func TestMemoryExpiredSessionIsGoneForEveryOperation(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
 	m := NewMemory(time.Minute)
 	m.now = c.now
-	for _, k := range []string{"get", "delete", "fail", "create"} {
+	for _, k := range []string{"get", "delete", "fail", "create", "refused"} {
 		if err := m.Create(ctx, k, session("u", k)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	c.advance(time.Minute - time.Nanosecond)
-	if err := m.Create(ctx, "create", session("u", "again")); err != ErrExists {
+	if err := m.Create(ctx, "refused", session("u", "again")); err != ErrExists {
 		t.Fatalf("create a nanosecond before expiry: %v, want ErrExists", err)
 	}
 	c.advance(time.Nanosecond)
@@ -75,6 +76,9 @@ func TestMemoryExpiredSessionIsGoneForEveryOperation(t *testing.T) {
 	}
 	if err := m.Create(ctx, "create", session("u", "again")); err != nil {
 		t.Errorf("create at expiry: %v", err)
+	}
+	if _, err := m.Get(ctx, "refused"); err != nil {
+		t.Errorf("a session whose TTL a refused create restarted is gone at its first expiry: %v", err)
 	}
 }
 
