@@ -35,7 +35,11 @@ func TestAdminWalkthroughWithCurl(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the walk-through failed: %v", err)
 		}
-		for _, want := range []string{`"status":"queued"`, "refused", "verify OK", `"revocation_reason":"keyCompromise"`, `"email":"tenant@example.com"`, "== done"} {
+		for _, want := range []string{`"status":"queued"`, "refused", "verify OK", `"revocation_reason":"keyCompromise"`, `"email":"tenant@example.com"`,
+			// statistics and the audit log, JSON and CSV
+			`"messages":1,"queued":1`, `"by_client":[{"client_id":"proxy-9","total":1}]`,
+			`{"actor":"admin@example.com","action":"certificate.revoke",`, "admin@example.com,user.create,",
+			"== done"} {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("the output lacks %q", want)
 			}

@@ -58,7 +58,12 @@ curl -sSf --cacert "$CACERT" -H "$AUTH" -H 'Content-Type: application/json' \
   -d '{"email":"tenant@example.com","role":"user","client_id":"proxy-9"}' \
   "$ADMIN/admin/users" | jq -c '{id, email, role, client_id, generated_password: (.generated_password | length | tostring + " characters")}'
 
-# TODO(lead): GET /admin/stats and GET /admin/audit (issue 10, items 4-5):
-# curl -sSf --cacert "$CACERT" -H "$AUTH" "$ADMIN/admin/stats" | jq .
-# curl -sSf --cacert "$CACERT" -H "$AUTH" "$ADMIN/admin/audit?action=certificate.revoke" | jq .
+step "statistics: one message of proxy-9, queued; its certificate revoked"
+curl -sSf --cacert "$CACERT" -H "$AUTH" "$ADMIN/admin/stats" \
+  | jq -c '{messages: .messages.total, queued: .messages.queued, clients: .clients, by_client: [.by_client[] | {client_id, total}]}'
+
+step "the audit log: the revocation, then everything as CSV"
+curl -sSf --cacert "$CACERT" -H "$AUTH" "$ADMIN/admin/audit?action=certificate.revoke" \
+  | jq -c '.items[] | {actor, action, target, outcome}'
+curl -sSf --cacert "$CACERT" -H "$AUTH" -H 'Accept: text/csv' "$ADMIN/admin/audit" | cut -d, -f3-6
 step "done"

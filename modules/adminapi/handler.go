@@ -13,6 +13,9 @@
 //	GET    /admin/users/{id}
 //	PATCH  /admin/users/{id}             {role?, active?, client_id?, unlock?}
 //	DELETE /admin/users/{id}
+//	GET    /admin/stats
+//	GET    /admin/audit                  ?actor&action&target&outcome&since&until&limit&cursor
+//	                                     (Accept: text/csv exports every match)
 //
 // Every request needs an access token of a user with role admin, checked
 // by the portal's one token validation (broker.Portal.Authenticate): 401

@@ -29,10 +29,8 @@ var routes = []route{
 	{http.MethodGet, "/admin/users/{id}", "user", "", (*Handler).user},
 	{http.MethodPatch, "/admin/users/{id}", "user_update", "user.update", (*Handler).updateUser},
 	{http.MethodDelete, "/admin/users/{id}", "user_delete", "user.delete", (*Handler).deleteUser},
-	// TODO(lead): GET /admin/stats and GET /admin/audit (issue 10, items 4
-	// and 5) are one line each here once their services are merged:
-	//	{http.MethodGet, "/admin/stats", "stats", "", (*Handler).stats},
-	//	{http.MethodGet, "/admin/audit", "audit", "", (*Handler).audit},
+	{http.MethodGet, "/admin/stats", "stats", "", (*Handler).stats},
+	{http.MethodGet, "/admin/audit", "audit", "", (*Handler).audit},
 }
 
 func isAdminPath(path string) bool {

@@ -65,3 +65,30 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestWantsCSVFollowsTheAcceptHeadersPreference(t *testing.T) {
+	for _, tc := range []struct {
+		accept []string
+		want   bool
+	}{
+		{nil, false},
+		{[]string{"text/csv"}, true},
+		{[]string{"text/csv; charset=utf-8"}, true},
+		{[]string{"application/json"}, false},
+		{[]string{"*/*"}, false},
+		{[]string{"application/json, text/csv;q=0.5"}, false},
+		{[]string{"application/json;q=0.5, text/csv"}, true},
+		{[]string{"application/json;q=0.5", "text/csv;q=0.9"}, true},
+		{[]string{"text/csv;q=0"}, false},
+		{[]string{"text/csv;q=0.5, application/json;q=0.5"}, false},
+		{[]string{"text/csv;q=2"}, false},
+		{[]string{"text/csv;q=abc"}, false},
+		{[]string{"text/csv;q=0.001"}, true},
+		{[]string{"text/csv;q=1, text/csv;q=0"}, true},
+		{[]string{"text/csv;;;"}, false},
+	} {
+		if got := wantsCSV(tc.accept); got != tc.want {
+			t.Errorf("wantsCSV(%q) = %v, want %v", tc.accept, got, tc.want)
+		}
+	}
+}

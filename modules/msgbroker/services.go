@@ -47,6 +47,8 @@ type Services struct {
 	Messages     *broker.Messages
 	Certificates *broker.Certificates
 	Users        *broker.Users
+	// Audit lists and exports the audit log (GET /admin/audit).
+	Audit *broker.AuditLog
 	// Tokens issues and checks portal and admin JWTs; Portal logs people
 	// in and shows them messages. Both are nil when opened without keys.
 	Tokens *tokens.Manager
@@ -152,6 +154,7 @@ func buildServices(p serviceParts) (*Services, error) {
 		// portal's key serves both.
 		CursorKey: cursorKey(p.jwtKey),
 	}
+	s.Audit = &broker.AuditLog{Store: p.store, CursorKey: s.Certificates.CursorKey}
 	if s.Tokens, err = p.tokens.manager(p.jwtKey); err != nil {
 		return nil, fmt.Errorf("msgbroker: %w", err)
 	}
