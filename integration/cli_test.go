@@ -378,7 +378,7 @@ func TestCLIMigrate(t *testing.T) {
 			t.Fatalf("migrate down: %s", res)
 		}
 		states, err := storage.MigrationStatus(ctx, e.db().DB)
-		if err != nil || states[2].Applied != true || states[3].Applied != false {
+		if err != nil || states[3].Applied != true || states[4].Applied != false {
 			t.Fatalf("status after down: %+v, %v", states, err)
 		}
 		var up struct{ Applied []string }
