@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bytes"
 	"database/sql"
 	"flag"
 	"fmt"
@@ -22,9 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -76,12 +72,12 @@ func run(serverDSN string, duration time.Duration, concurrency int) error {
 	if err != nil {
 		return err
 	}
-	baseline := load(client, base+"/baseline", duration, concurrency, func() []byte { return []byte(`{}`) })
+	baseline := bench.Load(client, base+"/baseline", duration, concurrency, http.StatusCreated, func() []byte { return []byte(`{}`) })
 	stopProfile, err := startProfile()
 	if err != nil {
 		return err
 	}
-	register := load(client, base+"/internal/messages/register", duration, concurrency, func() []byte {
+	register := bench.Load(client, base+"/internal/messages/register", duration, concurrency, http.StatusCreated, func() []byte {
 		return []byte(fmt.Sprintf(`{"sender_number":"+49152%08d","message_body":"load test message %d"}`, rand.IntN(1e8), rand.Int()))
 	})
 	stopProfile()
@@ -90,10 +86,10 @@ func run(serverDSN string, duration time.Duration, concurrency int) error {
 		return err
 	}
 	fmt.Printf("respond   %s\nregister  %s\n", baseline, register)
-	fmt.Printf("ratio register/respond = %.2f (target >= 0.50)\n", register.rate()/baseline.rate())
-	fmt.Printf("acknowledged %d, stored %d, durable: %t\n", register.ok, stored, stored >= register.ok)
-	if stored < register.ok {
-		return fmt.Errorf("%d acknowledged messages are missing", register.ok-stored)
+	fmt.Printf("ratio register/respond = %.2f (target >= 0.50)\n", register.Rate()/baseline.Rate())
+	fmt.Printf("acknowledged %d, stored %d, durable: %t\n", register.OK, stored, stored >= register.OK)
+	if stored < register.OK {
+		return fmt.Errorf("%d acknowledged messages are missing", register.OK-stored)
 	}
 	return nil
 }
@@ -147,61 +143,6 @@ https://localhost:%d {
 		return fmt.Errorf("starting caddy: %w", err)
 	}
 	return nil
-}
-
-type result struct {
-	ok, failed int64
-	elapsed    time.Duration
-	latencies  []time.Duration
-}
-
-func (r result) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
-
-func (r result) String() string {
-	sort.Slice(r.latencies, func(i, j int) bool { return r.latencies[i] < r.latencies[j] })
-	p := func(q float64) time.Duration {
-		if len(r.latencies) == 0 {
-			return 0
-		}
-		return r.latencies[int(q*float64(len(r.latencies)-1))]
-	}
-	return fmt.Sprintf("%8.0f req/s  ok %d  failed %d  p50 %s  p99 %s", r.rate(), r.ok, r.failed, p(0.50), p(0.99))
-}
-
-func load(client *http.Client, url string, duration time.Duration, concurrency int, body func() []byte) result {
-	var ok, failed atomic.Int64
-	var mu sync.Mutex
-	var latencies []time.Duration
-	deadline := time.Now().Add(duration)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local []time.Duration
-			for time.Now().Before(deadline) {
-				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", bytes.NewReader(body()))
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_ = resp.Body.Close()
-				if resp.StatusCode == http.StatusCreated {
-					ok.Add(1)
-					local = append(local, time.Since(t0))
-				} else {
-					failed.Add(1)
-				}
-			}
-			mu.Lock()
-			latencies = append(latencies, local...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return result{ok: ok.Load(), failed: failed.Load(), elapsed: time.Since(start), latencies: latencies}
 }
 
 func countMessages(dsn string) (int64, error) {

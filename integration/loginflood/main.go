@@ -27,7 +27,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,7 +154,7 @@ func run(serverDSN string, o options) error {
 		return []byte(fmt.Sprintf(`{"sender_number":"+49152%08d","message_body":"flood test %d"}`, rand.IntN(1e8), rand.Int()))
 	}
 	cpu0 := processCPU()
-	quiet := load(client, base+"/internal/messages/register", o.duration, o.concurrency, http.StatusCreated, register)
+	quiet := bench.Load(client, base+"/internal/messages/register", o.duration, o.concurrency, http.StatusCreated, register)
 	cpu1 := processCPU()
 
 	floodFor := o.duration + 2*time.Second
@@ -165,7 +164,7 @@ func run(serverDSN string, o options) error {
 	}
 	time.Sleep(time.Second)
 	cpu2 := processCPU()
-	flooded := load(client, base+"/internal/messages/register", o.duration, o.concurrency, http.StatusCreated, register)
+	flooded := bench.Load(client, base+"/internal/messages/register", o.duration, o.concurrency, http.StatusCreated, register)
 	cpu3 := processCPU()
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("flood process: %w", err)
@@ -182,7 +181,7 @@ func run(serverDSN string, o options) error {
 	floodCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	fmt.Printf("CPU per second of a phase: gateway+register clients %.2f alone, %.2f under flood; flood process %.2f\n",
 		(cpu1-cpu0).Seconds()/o.duration.Seconds(), (cpu3-cpu2).Seconds()/o.duration.Seconds(), floodCPU.Seconds()/floodFor.Seconds())
-	fmt.Printf("p99 ratio flood/alone = %.2f (target <= 2)\n", float64(flooded.p(0.99))/float64(quiet.p(0.99)))
+	fmt.Printf("p99 ratio flood/alone = %.2f (target <= 2)\n", float64(flooded.P(0.99))/float64(quiet.P(0.99)))
 	return nil
 }
 
@@ -243,61 +242,6 @@ http://127.0.0.1:%d {
 		return fmt.Errorf("adapting: %w", err)
 	}
 	return caddy.Load(cfgJSON, true)
-}
-
-type result struct {
-	ok, failed int64
-	elapsed    time.Duration
-	latencies  []time.Duration
-}
-
-func (r result) p(q float64) time.Duration {
-	if len(r.latencies) == 0 {
-		return 0
-	}
-	return r.latencies[int(q*float64(len(r.latencies)-1))]
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("%7.0f req/s  ok %d  failed %d  p50 %s  p99 %s", float64(r.ok)/r.elapsed.Seconds(), r.ok, r.failed,
-		r.p(0.50).Round(10*time.Microsecond), r.p(0.99).Round(10*time.Microsecond))
-}
-
-func load(client *http.Client, url string, duration time.Duration, concurrency, want int, body func() []byte) result {
-	var ok, failed atomic.Int64
-	var mu sync.Mutex
-	var latencies []time.Duration
-	deadline := time.Now().Add(duration)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local []time.Duration
-			for time.Now().Before(deadline) {
-				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", bytes.NewReader(body()))
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_ = resp.Body.Close()
-				if resp.StatusCode == want {
-					ok.Add(1)
-					local = append(local, time.Since(t0))
-				} else {
-					failed.Add(1)
-				}
-			}
-			mu.Lock()
-			latencies = append(latencies, local...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	return result{ok: ok.Load(), failed: failed.Load(), elapsed: time.Since(start), latencies: latencies}
 }
 
 // processCPU is the CPU time this process (the gateway and the register

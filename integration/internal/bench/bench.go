@@ -4,6 +4,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -15,6 +16,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -107,4 +111,68 @@ func MTLSClient(svcs *msgbroker.Services, dir, clientID, base string, concurrenc
 		time.Sleep(20 * time.Millisecond)
 	}
 	return client, nil
+}
+
+// Result is what a Load phase measured: answers with the wanted status,
+// the rest (errors included), the phase's length and the latencies of the
+// wanted answers, sorted.
+type Result struct {
+	OK, Failed int64
+	Elapsed    time.Duration
+	Latencies  []time.Duration
+}
+
+// Rate is the wanted answers per second.
+func (r Result) Rate() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
+
+// P is the q-quantile of the latencies (0 without any).
+func (r Result) P(q float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	return r.Latencies[int(q*float64(len(r.Latencies)-1))]
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("%8.0f req/s  ok %d  failed %d  p50 %s  p99 %s", r.Rate(), r.OK, r.Failed,
+		r.P(0.50).Round(10*time.Microsecond), r.P(0.99).Round(10*time.Microsecond))
+}
+
+// Load POSTs body() to url from concurrency clients for duration and
+// counts the answers with status want.
+func Load(client *http.Client, url string, duration time.Duration, concurrency, want int, body func() []byte) Result {
+	var ok, failed atomic.Int64
+	var mu sync.Mutex
+	var latencies []time.Duration
+	deadline := time.Now().Add(duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				resp, err := client.Post(url, "application/json", bytes.NewReader(body()))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode == want {
+					ok.Add(1)
+					local = append(local, time.Since(t0))
+				} else {
+					failed.Add(1)
+				}
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(latencies)
+	return Result{OK: ok.Load(), Failed: failed.Load(), Elapsed: time.Since(start), Latencies: latencies}
 }
