@@ -54,7 +54,7 @@ func productSite(port int) string {
 func startAdmin(t *testing.T, dialect string) *portalGateway {
 	t.Helper()
 	port := testcaddy.FreePort(t)
-	g := startConfigured(t, &gateway{sites: productSite(port)}, databaseConfig(t, dialect), "login {\n\t\t\tbcrypt_cost 4\n\t\t\thashes_per_second -1\n\t\t}")
+	g := startConfigured(t, &gateway{sites: productSite(port)}, databaseConfig(t, dialect), "login {\n\t\t\tbcrypt_cost 4\n\t\t\thashes_per_second -1\n\t\t\tfailure_delay off\n\t\t}")
 	p := &portalGateway{gateway: g, port: port, client: g.client(nil)}
 	p.createUser("admin@example.com", storage.RoleAdmin, "")
 	return p

@@ -28,11 +28,12 @@ const portalPassword = "correct horse battery"
 
 // startPortal starts a gateway on dialect with the portal on its own
 // HTTPS site. login and tokens are the msgbroker option's blocks; the
-// cheapest bcrypt cost keeps the tests fast unless login says otherwise.
+// cheapest bcrypt cost and no failure delay keep the tests fast unless
+// login says otherwise.
 func startPortal(t *testing.T, dialect, options string) *portalGateway {
 	t.Helper()
 	if !strings.Contains(options, "login {") {
-		options += "\n\t\tlogin {\n\t\t\tbcrypt_cost 4\n\t\t}"
+		options += "\n\t\tlogin {\n\t\t\tbcrypt_cost 4\n\t\t\tfailure_delay off\n\t\t}"
 	}
 	port := testcaddy.FreePort(t)
 	site := fmt.Sprintf("https://localhost:%d {\n\ttls internal\n\tmsgbroker_portal\n\trespond 404\n}\n", port)

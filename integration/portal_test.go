@@ -210,11 +210,17 @@ func TestPortalPasswordChangeEndsOtherSessions(t *testing.T) {
 }
 
 func TestPortalLockoutAnswers429UntilItEnds(t *testing.T) {
-	p := startPortal(t, "sqlite", "login {\n\t\t\tbcrypt_cost 4\n\t\t\tmax_failures 2\n\t\t\tlockout 2s\n\t\t}")
+	p := startPortal(t, "sqlite", "login {\n\t\t\tbcrypt_cost 4\n\t\t\tmax_failures 2\n\t\t\tlockout 2s\n\t\t\tfailure_delay 300ms\n\t\t}")
 	p.createUser("ann@example.com", storage.RoleUser, "proxy-a")
 	wrong := map[string]any{"email": "ann@example.com", "password": "not the password"}
 	for range 2 {
+		// Each failure is answered no sooner than failure_delay after it
+		// was sent (the bcrypt at cost 4 takes about a millisecond).
+		sent := time.Now()
 		p.do(portalCall{method: "POST", path: "/portal/auth/login", body: wrong}).want(t, http.StatusUnauthorized, "invalid_credentials")
+		if took := time.Since(sent); took < 300*time.Millisecond {
+			t.Fatalf("a wrong password was answered after %v, before the failure delay of 300ms", took)
+		}
 	}
 	// Locked, the account answers a wrong password exactly as an unknown
 	// email is answered: the lock does not reveal that it exists.
@@ -224,8 +230,12 @@ func TestPortalLockoutAnswers429UntilItEnds(t *testing.T) {
 	if string(lockedWrong.Raw) != string(unknown.Raw) || lockedWrong.Header.Get("Retry-After") != "" {
 		t.Fatalf("locked account: %s (Retry-After %q); unknown email: %s", lockedWrong.Raw, lockedWrong.Header.Get("Retry-After"), unknown.Raw)
 	}
+	sent := time.Now()
 	locked := p.do(portalCall{method: "POST", path: "/portal/auth/login", body: map[string]any{"email": "ann@example.com", "password": portalPassword}}).
 		want(t, http.StatusTooManyRequests, "login_locked")
+	if took := time.Since(sent); took < 300*time.Millisecond {
+		t.Fatalf("a lockout was answered after %v, before the failure delay of 300ms", took)
+	}
 	if ra, err := strconv.Atoi(locked.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 2 {
 		t.Fatalf("Retry-After = %q, want 1 or 2", locked.Header.Get("Retry-After"))
 	}
@@ -244,7 +254,7 @@ func TestPortalLockoutAnswers429UntilItEnds(t *testing.T) {
 // The bcrypt budget (hashes_per_second, hash_burst) turns logins beyond it
 // away with 429 login_busy and a Retry-After, whatever the email.
 func TestPortalBcryptBudgetAnswersLoginBusy(t *testing.T) {
-	p := startPortal(t, "sqlite", "login {\n\t\t\tbcrypt_cost 4\n\t\t\thashes_per_second 1\n\t\t\thash_burst 1\n\t\t}")
+	p := startPortal(t, "sqlite", "login {\n\t\t\tbcrypt_cost 4\n\t\t\thashes_per_second 1\n\t\t\thash_burst 1\n\t\t\tfailure_delay off\n\t\t}")
 	p.createUser("ann@example.com", storage.RoleUser, "proxy-a")
 	busy := 0
 	// Five logins in a row: one a second is admitted, so unless the five

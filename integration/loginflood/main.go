@@ -51,6 +51,7 @@ type options struct {
 	perSecond   int
 	nice        int
 	lockouts    bool
+	delay       string
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	flag.IntVar(&o.workers, "hash-workers", 0, "the portal's bcrypt workers (0: its default, half the CPUs)")
 	flag.IntVar(&o.perSecond, "hashes-per-second", 0, "the portal's bcrypt budget (0: its default, one per CPU; -1: none)")
 	flag.IntVar(&o.nice, "flood-nice", 0, "nice value of the flood process (0: same priority as the gateway)")
+	flag.StringVar(&o.delay, "failure-delay", "", "the portal's failure_delay (empty: its default, 1s; off: answer refusals at once)")
 	flag.BoolVar(&o.lockouts, "lockouts", false, "keep the default lockouts (the flood's address is then locked after 20 failures)")
 	floodURL := flag.String("flood-client", "", "internal: run as the flood process against this login URL")
 	flag.Parse()
@@ -176,7 +178,11 @@ func run(serverDSN string, o options) error {
 
 	fmt.Printf("register alone        %s\n", quiet)
 	fmt.Printf("register under flood  %s\n", flooded)
-	fmt.Printf("flood (separate process, nice %d): %d wrong logins checked (%.1f/s), %d refused (429, %.0f/s)\n", o.nice, logins,
+	delay := o.delay
+	if delay == "" {
+		delay = "default"
+	}
+	fmt.Printf("flood (separate process, nice %d, failure_delay %s): %d wrong logins checked (%.1f/s), %d refused (429, %.0f/s)\n", o.nice, delay, logins,
 		float64(logins)/floodFor.Seconds(), refused, float64(refused)/floodFor.Seconds())
 	floodCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	fmt.Printf("CPU per second of a phase: gateway+register clients %.2f alone, %.2f under flood; flood process %.2f\n",
@@ -198,6 +204,9 @@ func startCaddy(dir, dsn string, mtlsPort, portalPort int, o options) error {
 	}
 	if o.perSecond != 0 {
 		login += fmt.Sprintf("\n\t\t\thashes_per_second %d", o.perSecond)
+	}
+	if o.delay != "" {
+		login += "\n\t\t\tfailure_delay " + o.delay
 	}
 	caddyfile := fmt.Sprintf(`{
 	admin localhost:%d

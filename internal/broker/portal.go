@@ -25,16 +25,31 @@ const (
 	DefaultMaxFailedLogins        = 5
 	DefaultLockout                = 15 * time.Minute
 	DefaultAddressMaxFailedLogins = 20
+	DefaultFailureDelay           = time.Second
 )
+
+// maxHeldFailures bounds how many refused logins are held back at once
+// (see LoginLimits.FailureDelay); beyond it they are answered at once, so
+// holding answers cannot itself exhaust memory.
+const maxHeldFailures = 10000
 
 // LoginLimits configure the lockouts. An account is locked for Lockout
 // after MaxFailures wrong passwords in a row; an address after
 // AddressMaxFailures failed logins (any account, known or not) within
 // Lockout. Negative values disable a limit.
+//
+// A login that does not succeed (wrong password, lockout, full bcrypt
+// budget) is answered no sooner than FailureDelay after it arrived, as
+// login(1) and PAM delay a failure. A person who mistyped waits a second;
+// a flood whose clients wait for each answer (every HTTP client does on a
+// connection) is slowed to FailureDelay per attempt and client, so its
+// refusals cannot take the CPU the internal API needs, and the time of an
+// answer tells nothing of how far the check went. Negative disables it.
 type LoginLimits struct {
 	MaxFailures        int
 	AddressMaxFailures int
 	Lockout            time.Duration
+	FailureDelay       time.Duration
 }
 
 // PortalMetrics count what the portal does; any may be nil.
@@ -65,11 +80,16 @@ type Portal struct {
 	Logger    *zap.Logger
 	// Now is the clock (default time.Now), for tests.
 	Now func() time.Time
+	// wait holds a failed login's answer (default: a timer that the
+	// request's context cancels), for tests.
+	wait func(ctx context.Context, d time.Duration)
 
 	initOnce  sync.Once
 	dummyHash string
 	dummyErr  error
 	addresses addressGuard
+	// held counts the failed logins whose answers are being held.
+	held atomic.Int64
 	// lastPurge is when expired refresh tokens were last purged (unix
 	// seconds).
 	lastPurge atomic.Int64
@@ -139,8 +159,47 @@ var errBadCredentials = apperr.New(apperr.Unauthenticated, "invalid_credentials"
 // password on a locked account is told of the lock (429 login_locked with
 // its Retry-After), and it does not log in. A locked address and a full
 // bcrypt budget answer 429 before anything is looked up.
-func (s *Portal) Login(ctx context.Context, email, password, remoteAddr string) (Pair, error) {
+func (s *Portal) Login(ctx context.Context, email, password, remoteAddr string) (pair Pair, err error) {
 	s.init()
+	arrived := time.Now()
+	defer func() {
+		if err != nil {
+			s.holdFailure(ctx, arrived)
+		}
+	}()
+	return s.login(ctx, email, password, remoteAddr)
+}
+
+// holdFailure waits until the failure delay has passed since arrived,
+// unless the request goes away first or too many answers are held.
+func (s *Portal) holdFailure(ctx context.Context, arrived time.Time) {
+	delay := orDur(s.Limits.FailureDelay, DefaultFailureDelay)
+	if delay <= 0 {
+		return
+	}
+	if s.held.Add(1) > maxHeldFailures {
+		s.held.Add(-1)
+		return
+	}
+	defer s.held.Add(-1)
+	rest := delay - time.Since(arrived)
+	if rest <= 0 {
+		return
+	}
+	if s.wait != nil {
+		s.wait(ctx, rest)
+		return
+	}
+	t := time.NewTimer(rest)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// login is Login without the failure delay.
+func (s *Portal) login(ctx context.Context, email, password, remoteAddr string) (Pair, error) {
 	if s.dummyErr != nil {
 		return Pair{}, fmt.Errorf("preparing login: %w", s.dummyErr)
 	}

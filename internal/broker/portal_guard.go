@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
+	"github.com/msgbroker/caddy-msgbroker/internal/lowprio"
 )
 
 // LockedOut is the cause of a TooManyRequests login refusal; the HTTP
@@ -155,7 +156,9 @@ func (p *HashPool) do(ctx context.Context, fn func()) error {
 		return ctx.Err()
 	}
 	defer func() { <-p.workers }()
-	fn()
+	// On a thread of lowered priority: bcrypt computes for a quarter
+	// second, and the requests of the internal API must not wait behind it.
+	lowprio.Do(fn)
 	return nil
 }
 

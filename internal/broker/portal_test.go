@@ -33,7 +33,7 @@ func newPortal(t *testing.T, db *bun.DB) *broker.Portal {
 	// TestPortalBcryptBudget has one.
 	return &broker.Portal{Store: store, Tokens: tm, Users: users, CursorKey: []byte(strings.Repeat("c", 32)),
 		Pool:   broker.NewHashPool(broker.HashLimits{PerSecond: -1}),
-		Limits: broker.LoginLimits{MaxFailures: 3, AddressMaxFailures: 100, Lockout: time.Minute}}
+		Limits: broker.LoginLimits{MaxFailures: 3, AddressMaxFailures: 100, Lockout: time.Minute, FailureDelay: -1}}
 }
 
 func createUser(t *testing.T, p *broker.Portal, email, role, client string) *storage.User {

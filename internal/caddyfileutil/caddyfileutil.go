@@ -183,6 +183,28 @@ func Duration(dst *caddy.Duration) Option {
 	}
 }
 
+// DurationOrOff is Duration that also takes off, stored as -1ns: for a
+// setting whose zero value means "the default" and that can be disabled.
+func DurationOrOff(dst *caddy.Duration) Option {
+	return func(d *caddyfile.Dispenser) error {
+		option := d.Val()
+		v, err := oneArg(d)
+		if err != nil {
+			return err
+		}
+		if v == "off" {
+			*dst = -1
+			return nil
+		}
+		dur, err := caddy.ParseDuration(v)
+		if err != nil || dur < 0 {
+			return valueErr(d, option, "a non-negative duration such as 1s, or off", v)
+		}
+		*dst = caddy.Duration(dur)
+		return nil
+	}
+}
+
 // OnOff is an option with one boolean argument: on or off (true and false
 // are accepted too). It sets *dst, so unset stays distinguishable.
 func OnOff(dst **bool) Option {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/lowprio"
 )
 
 // DefaultKeyBits and DefaultPoolSize are the key pool's defaults.
@@ -25,7 +27,7 @@ const (
 // The refilling goroutine also encodes each key as a session needs it
 // (PKCS#8 for the session store, the public key's PEM for the device), so
 // the request that takes a key only copies bytes. On Linux its thread runs
-// at a lower scheduling priority (see lowerPriority), so requests of the
+// at a lower scheduling priority (see package lowprio), so requests of the
 // same process are not queued behind key generation.
 type KeyPool struct {
 	bits    int
@@ -80,7 +82,7 @@ func (p *KeyPool) refill() {
 	}
 	// The goroutine keeps its (lowered) thread for good; the thread ends
 	// with it.
-	lowerPriority()
+	lowprio.LockThread()
 	for {
 		select {
 		case <-p.stop:

@@ -259,6 +259,12 @@ type LoginConfig struct {
 
 	// How long a lockout lasts (default 15m).
 	Lockout caddy.Duration `json:"lockout,omitempty"`
+
+	// The least time a login that does not succeed takes to answer
+	// (default 1s, at most 30s; negative: answer at once). A flood whose
+	// clients wait for their answers is slowed to one attempt per delay
+	// and client.
+	FailureDelay caddy.Duration `json:"failure_delay,omitempty"`
 }
 
 func (l *LoginConfig) validate() error {
@@ -268,8 +274,15 @@ func (l *LoginConfig) validate() error {
 	if l.HashWorkers < 0 || l.HashesPerSecond < -1 || l.HashBurst < 0 || l.MaxFailures < -1 || l.AddressMaxFailures < -1 || l.Lockout < 0 {
 		return fmt.Errorf("login: limits must not be negative")
 	}
+	if time.Duration(l.FailureDelay) > maxFailureDelay {
+		return fmt.Errorf("login: failure_delay must be at most %s", maxFailureDelay)
+	}
 	return nil
 }
+
+// maxFailureDelay bounds failure_delay below the timeouts of common HTTP
+// clients (curl has none, browsers wait minutes, Go's is the caller's).
+const maxFailureDelay = 30 * time.Second
 
 func (l *LoginConfig) bcryptCost() int {
 	if l == nil {

@@ -177,9 +177,10 @@ func newPortal(s *Services, p serviceParts, cursors []byte) *broker.Portal {
 		Pool:      broker.NewHashPool(broker.HashLimits{Workers: l.HashWorkers, PerSecond: l.HashesPerSecond, Burst: l.HashBurst}),
 		Keys:      s.Keyring,
 		CursorKey: cursors,
-		Limits:    broker.LoginLimits{MaxFailures: l.MaxFailures, AddressMaxFailures: l.AddressMaxFailures, Lockout: time.Duration(l.Lockout)},
-		Metrics:   p.portalMetrics,
-		Logger:    p.logger.Named("portal"),
+		Limits: broker.LoginLimits{MaxFailures: l.MaxFailures, AddressMaxFailures: l.AddressMaxFailures,
+			Lockout: time.Duration(l.Lockout), FailureDelay: time.Duration(l.FailureDelay)},
+		Metrics: p.portalMetrics,
+		Logger:  p.logger.Named("portal"),
 	}
 }
 

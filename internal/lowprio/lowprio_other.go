@@ -1,0 +1,11 @@
+//go:build !linux
+
+package lowprio
+
+import "runtime"
+
+// LockThread pins the calling goroutine to its thread; where threads have
+// no priority of their own that Go can set, that is all it does.
+func LockThread() {
+	runtime.LockOSThread()
+}
