@@ -82,7 +82,7 @@ func (p *KeyPool) refill() {
 	}
 	// The goroutine keeps its (lowered) thread for good; the thread ends
 	// with it.
-	lowprio.LockThread()
+	lowprio.LockIdleThread()
 	for {
 		select {
 		case <-p.stop:

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // niceOf is the nice value of thread tid (the raw getpriority system call
@@ -76,4 +78,27 @@ func threadExists(t *testing.T, tid int) bool {
 		}
 	}
 	return false
+}
+
+// LockIdleThread puts only its own thread in SCHED_IDLE.
+func TestLockIdleThreadPutsTheThreadInTheIdleClass(t *testing.T) {
+	policy := func() uint32 {
+		attr, err := unix.SchedGetAttr(0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return attr.Policy
+	}
+	before := policy()
+	done := make(chan uint32)
+	go func() {
+		LockIdleThread()
+		done <- policy()
+	}()
+	if got := <-done; got != unix.SCHED_IDLE {
+		t.Fatalf("policy %d, want SCHED_IDLE (%d)", got, unix.SCHED_IDLE)
+	}
+	if after := policy(); after != before {
+		t.Fatalf("the caller's thread went from policy %d to %d", before, after)
+	}
 }
