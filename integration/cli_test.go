@@ -571,6 +571,39 @@ func TestCLIDevices(t *testing.T) {
 	})
 }
 
+// The CLI hashes with the config's bcrypt cost, as the gateway does, and
+// refuses device names and ids with control characters.
+func TestCLIUsesTheConfiguredBcryptCostAndRefusesControlCharacters(t *testing.T) {
+	e := newCLIEnv(t, storage.DriverSQLite)
+	cfg, err := os.ReadFile(e.caddyfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("revocation_poll_interval 200ms"), []byte("revocation_poll_interval 200ms\n\t\tlogin {\n\t\t\tbcrypt_cost 5\n\t\t}"), 1)
+	if err := os.WriteFile(e.caddyfile, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.migrated()
+	e.ok("a long enough password\n", "user", "create", "ann@example.com", "--password-stdin")
+	u, err := e.db().Users.GetByEmail(context.Background(), "ann@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil || cost != 5 {
+		t.Fatalf("user create hashed at cost %d (%v), want the config's 5", cost, err)
+	}
+	for _, args := range [][]string{
+		{"device", "add", "42", "phone", "--name", "Anna\x01s phone"},
+		{"device", "add", "42", "phone", "--name", "Anna\u0085s phone"},
+		{"device", "add", "42", "phone", "--name", "Anna\xffs phone"},
+		{"device", "add", "42", "pho\tne"},
+		{"device", "add", "4\n2", "phone"},
+	} {
+		e.fails(2, "without control characters", "", args...)
+	}
+	e.ok("", "device", "add", "42", "phone", "--name", strings.Repeat("é", 64))
+}
+
 func TestCLIStatsLayout(t *testing.T) {
 	cliEachDialect(t, func(t *testing.T, e *cliEnv) {
 		e.migrated()

@@ -37,11 +37,31 @@ const (
 
 func checkDeviceIDs(userID, deviceID string) error {
 	for _, v := range [][2]string{{"USER_ID", userID}, {"DEVICE_ID", deviceID}} {
-		if v[1] == "" || len(v[1]) > maxDeviceIDLen || !utf8.ValidString(v[1]) {
-			return usagef("%s must be 1-%d bytes of UTF-8", v[0], maxDeviceIDLen)
+		if v[1] == "" || len(v[1]) > maxDeviceIDLen || !utf8.ValidString(v[1]) || hasControl(v[1]) {
+			return usagef("%s must be 1-%d bytes of UTF-8 without control characters", v[0], maxDeviceIDLen)
 		}
 	}
 	return nil
+}
+
+// checkDeviceName refuses a name the device answer could not carry as
+// typed: invalid UTF-8 or control characters (as the APIs refuse them in
+// every stored text), or more than maxDeviceNameLen bytes.
+func checkDeviceName(name string) error {
+	if len(name) > maxDeviceNameLen || !utf8.ValidString(name) || hasControl(name) {
+		return usagef("--name must be at most %d bytes of UTF-8 without control characters", maxDeviceNameLen)
+	}
+	return nil
+}
+
+// hasControl reports whether s holds a control character.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if isControl(r) {
+			return true
+		}
+	}
+	return false
 }
 
 func deviceCommand() *cobra.Command {
@@ -109,8 +129,8 @@ func cmdDeviceAdd(fl caddycmd.Flags) (int, error) {
 	if status != storage.DeviceOn && status != storage.DeviceOff {
 		return exit(usagef("--status must be on or off, not %q", status))
 	}
-	if len(name) > maxDeviceNameLen {
-		return exit(usagef("--name may have at most %d bytes", maxDeviceNameLen))
+	if err := checkDeviceName(name); err != nil {
+		return exit(err)
 	}
 	return withServices(fl, database, func(ctx context.Context, out *console, svc *services) error {
 		d := &storage.Device{UserID: userID, DeviceID: deviceID, Name: name, Status: status}

@@ -32,7 +32,7 @@ const (
 // Services, plus the keyring administration only the CLI performs.
 type services struct {
 	*msgbroker.Services
-	Keys *broker.Keys // nil unless opened withKeys
+	Keys *broker.Keys // Services.Keys() as opened; nil unless opened withKeys
 }
 
 // withServices runs the work of a command: it opens the broker's services
@@ -47,10 +47,7 @@ func withServices(fl caddycmd.Flags, what opening, fn func(ctx context.Context, 
 	if err != nil {
 		return exit(err)
 	}
-	svc := &services{Services: off}
-	if kr := off.Keyring(); kr != nil {
-		svc.Keys = &broker.Keys{Store: off.Store, Keyring: kr, Path: off.KeyringPath, Logger: off.Logger}
-	}
+	svc := &services{Services: off, Keys: off.Keys()}
 	err = fn(ctx, newConsole(fl), svc)
 	if cerr := off.Close(); cerr != nil {
 		fmt.Fprintf(stdio.err, "warning: closing the database: %v\n", cerr)

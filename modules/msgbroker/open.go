@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
@@ -73,7 +72,7 @@ func OpenServices(ctx context.Context, cfgJSON []byte, opts OpenOptions) (*Servi
 		return nil, fmt.Errorf("opening %s database: %w", describeDatabase(scfg), err)
 	}
 	o := &opened{store: storage.New(db)}
-	s := &Services{Store: o.store, Users: &broker.Users{Store: o.store, Logger: a.logger}, Logger: a.logger}
+	s := &Services{Store: o.store, Users: newUsers(o.store, a.Login, a.logger), Logger: a.logger}
 	if !opts.DatabaseOnly {
 		if s, err = o.services(ctx, a, storageInDir(opts.BaseDir, cfg.StorageRaw), caName(cfg.Apps["pki"], a.CA), opts.BaseDir); err != nil {
 			_ = o.close()

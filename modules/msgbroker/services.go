@@ -79,6 +79,16 @@ func (s *Services) Keyring() *keyring.Keyring {
 	return s.keyring.Load()
 }
 
+// Keys is the key-management service over the keyring loaded now, or nil
+// when none is.
+func (s *Services) Keys() *broker.Keys {
+	kr := s.Keyring()
+	if kr == nil {
+		return nil
+	}
+	return &broker.Keys{Store: s.Store, Keyring: kr, Path: s.KeyringPath, Logger: s.Logger}
+}
+
 // Close releases the connections OpenServices opened. The gateway's
 // services are released by the app, so Close does nothing for them.
 func (s *Services) Close() error {
@@ -128,7 +138,7 @@ func buildServices(p serviceParts) (*Services, error) {
 		Store:       p.store,
 		Redis:       p.redis,
 		Registry:    registry,
-		Users:       &broker.Users{Store: p.store, BcryptCost: p.login.bcryptCost(), Logger: p.logger},
+		Users:       newUsers(p.store, p.login, p.logger),
 		Hasher:      p.hasher,
 		JWTKey:      p.jwtKey,
 		KeyringPath: p.keyringPath,
@@ -162,6 +172,13 @@ func buildServices(p serviceParts) (*Services, error) {
 		s.Portal = newPortal(s, p, s.Certificates.CursorKey)
 	}
 	return s, nil
+}
+
+// newUsers is the user service, hashing at the configured bcrypt cost;
+// the CLI's database-only services use it too, so a user created there is
+// hashed as one created through the admin API.
+func newUsers(store *storage.Store, login *LoginConfig, logger *zap.Logger) *broker.Users {
+	return &broker.Users{Store: store, BcryptCost: login.bcryptCost(), Logger: logger}
 }
 
 // newPortal builds the portal service over the users and keyring of s.
