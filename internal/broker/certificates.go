@@ -198,23 +198,31 @@ func (c *Certificates) candidates(ctx context.Context, target string) ([]storage
 	if !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("looking up certificate %s: %w", target, err)
 	}
-	all, err := c.Store.Clients.ListFilter(ctx, "", target)
-	if err != nil {
-		return nil, fmt.Errorf("listing certificates of %s: %w", target, err)
-	}
-	if len(all) == 0 {
+	active, found, err := c.activeCertificates(ctx, target)
+	switch {
+	case err != nil:
+		return nil, err
+	case !found:
 		return nil, apperr.New(apperr.NotFound, "certificate_not_found", "no certificate with serial or client id %s", target)
+	case len(active) == 0:
+		return nil, apperr.New(apperr.Conflict, "already_revoked", "%s has no active certificate", target)
 	}
-	var active []storage.Client
+	return active, nil
+}
+
+// activeCertificates returns the active certificates of a client, and
+// whether it has any certificate at all.
+func (c *Certificates) activeCertificates(ctx context.Context, clientID string) (active []storage.Client, found bool, err error) {
+	all, err := c.Store.Clients.ListFilter(ctx, "", clientID)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing certificates of %s: %w", clientID, err)
+	}
 	for _, cl := range all {
 		if cl.Status == storage.ClientActive {
 			active = append(active, cl)
 		}
 	}
-	if len(active) == 0 {
-		return nil, apperr.New(apperr.Conflict, "already_revoked", "%s has no active certificate", target)
-	}
-	return active, nil
+	return active, len(all) > 0, nil
 }
 
 func (c *Certificates) log(msg string, fields ...zap.Field) {

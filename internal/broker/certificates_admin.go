@@ -115,20 +115,13 @@ func (c *Certificates) activeOf(ctx context.Context, clientID string) ([]storage
 	if !clientca.ValidClientID(clientID) {
 		return nil, apperr.New(apperr.Invalid, "invalid_client_id", "client_id is 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-'")
 	}
-	all, err := c.Store.Clients.ListFilter(ctx, "", clientID)
-	if err != nil {
-		return nil, fmt.Errorf("listing certificates of %s: %w", clientID, err)
-	}
-	if len(all) == 0 {
+	active, found, err := c.activeCertificates(ctx, clientID)
+	switch {
+	case err != nil:
+		return nil, err
+	case !found:
 		return nil, apperr.New(apperr.NotFound, "certificate_not_found", "client %s has no certificate", clientID)
-	}
-	var active []storage.Client
-	for _, cl := range all {
-		if cl.Status == storage.ClientActive {
-			active = append(active, cl)
-		}
-	}
-	if len(active) == 0 {
+	case len(active) == 0:
 		return nil, apperr.New(apperr.Conflict, "already_revoked", "client %s has no active certificate", clientID)
 	}
 	return active, nil

@@ -200,8 +200,8 @@ func TestTransitions(t *testing.T) {
 	states := []string{"queued", "processing", "retrying", "delivered", "failed"}
 	for _, from := range states {
 		for _, to := range states {
-			if got := legal(from, to); got != legalMoves[[2]string{from, to}] {
-				t.Errorf("legal(%s → %s) = %v", from, to, got)
+			if got := transitionAllowed(from, to); got != legalMoves[[2]string{from, to}] {
+				t.Errorf("transitionAllowed(%s → %s) = %v", from, to, got)
 			}
 		}
 	}

@@ -320,7 +320,8 @@ var transitions = map[string][]string{
 	storage.MessageRetrying:   {storage.MessageProcessing, storage.MessageRetrying, storage.MessageDelivered, storage.MessageFailed},
 }
 
-func legal(from, to string) bool {
+// transitionAllowed reports whether the state machine moves from to to.
+func transitionAllowed(from, to string) bool {
 	for _, next := range transitions[from] {
 		if next == to {
 			return true
@@ -347,7 +348,7 @@ func (s *Messages) UpdateStatus(ctx context.Context, messageID string, req Statu
 		if msg.Status == req.Status && req.Status != storage.MessageRetrying {
 			return stateOf(msg, false), nil
 		}
-		if !legal(msg.Status, req.Status) {
+		if !transitionAllowed(msg.Status, req.Status) {
 			return State{}, apperr.New(apperr.Conflict, "illegal_transition",
 				"message %s is %s and cannot become %s", messageID, msg.Status, req.Status)
 		}
