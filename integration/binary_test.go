@@ -352,6 +352,28 @@ func (b *lockedBuffer) String() string {
 // TestBuildScriptInstallsXcaddyIntoGOBIN runs xcaddy/build.sh with GOBIN
 // set and no xcaddy on PATH: it must find the xcaddy it installed there and
 // build a binary with our modules.
+// TestBuildScriptFindsXcaddyInGOBIN runs build.sh --check where xcaddy is
+// not on PATH and GOBIN is set: the script installs xcaddy into GOBIN and
+// must find it there (it once looked only in GOPATH/bin). The whole build
+// is TestBuildScriptInstallsXcaddyIntoGOBIN, opt-in for its ten minutes.
+func TestBuildScriptFindsXcaddyInGOBIN(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gobin := t.TempDir()
+	cmd := exec.Command("./xcaddy/build.sh", "--check")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "PATH="+filepath.Dir(goBin)+":/usr/bin:/bin")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("xcaddy/build.sh --check with GOBIN set: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "xcaddy v0.4.5") || !strings.Contains(string(out), "at "+filepath.Join(gobin, "xcaddy")) {
+		t.Fatalf("build.sh --check did not run the xcaddy it installed into GOBIN:\n%s", out)
+	}
+}
+
 func TestBuildScriptInstallsXcaddyIntoGOBIN(t *testing.T) {
 	// xcaddy builds with -trimpath in a module of its own, so nothing
 	// comes from the build cache: about 10 minutes on the 2-core machine.

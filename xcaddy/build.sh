@@ -3,6 +3,7 @@
 # the way a user adds our modules to their own Caddy build:
 #
 #   ./xcaddy/build.sh [output]        # default output: ./caddy
+#   ./xcaddy/build.sh --check         # only install xcaddy if needed and run it
 #
 # It pins the Caddy version from go.mod and adds this checkout as the
 # module github.com/msgbroker/caddy-msgbroker (at the zero pseudo-version, so
@@ -20,6 +21,11 @@ if ! command -v xcaddy >/dev/null; then
 	# go install writes to GOBIN when set, else the first GOPATH entry's bin.
 	gobin="$(go env GOBIN)"
 	PATH="${gobin:-$(go env GOPATH | cut -d: -f1)/bin}:$PATH"
+fi
+
+if [ "${1:-}" = "--check" ]; then
+	echo "xcaddy $(xcaddy version) at $(command -v xcaddy); would build Caddy ${caddy_version}"
+	exit 0
 fi
 
 XCADDY_SKIP_CLEANUP=0 xcaddy build "$caddy_version" \
