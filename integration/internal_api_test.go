@@ -187,6 +187,10 @@ func TestInternalRejectsBadRequests(t *testing.T) {
 			{"NUL in the body", proxy, "POST", "/internal/messages/register", registerBody("", "+4915200000000", "a\x00b"), 400, "control_character"},
 			{"NUL in metadata", proxy, "POST", "/internal/messages/register", map[string]any{"sender_number": "+4915200000000", "message_body": "x", "metadata": map[string]any{"k": "a\x00"}}, 400, "control_character"},
 			{"NUL in a status error", worker, "PUT", "/internal/messages/" + knownID + "/status", map[string]any{"status": "processing", "error": "smsc\x00down"}, 400, "control_character"},
+			// failed stores its error: the case that once gave SQLite a 500
+			// and lost the NUL on MariaDB.
+			{"NUL in a stored failure error", worker, "PUT", "/internal/messages/" + knownID + "/status", map[string]any{"status": "failed", "error": "smsc\x00down"}, 400, "control_character"},
+			{"DEL in a stored failure error", worker, "PUT", "/internal/messages/" + knownID + "/status", map[string]any{"status": "failed", "error": "smsc\x7fdown"}, 400, "control_character"},
 			{"unknown key in a status", worker, "PUT", "/internal/messages/" + knownID + "/status", `{"status":"processing","Reason":"x"}`, 400, "unknown_field"},
 			{"duplicate key in a delivery", worker, "POST", "/internal/messages/deliver", `{"message_id":"` + knownID + `","message_id":"` + knownID + `"}`, 400, "duplicate_key"},
 			{"wrong method", proxy, "GET", "/internal/messages/register", nil, 405, "method_not_allowed"},
