@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -51,9 +52,14 @@ func NewMessageBatcher(repo *MessageRepo, size, writers int) *MessageBatcher {
 		writers = DefaultBatchWriters
 	}
 	b := &MessageBatcher{repo: repo, size: size, requests: make(chan *insertRequest), done: make(chan struct{})}
-	for range writers {
+	// Each writer adds to its own shard of the statistics counters, so
+	// that concurrent batches do not wait for each other's counter rows.
+	// The first shard is random so that the writers of several nodes on
+	// one database spread too.
+	first := rand.IntN(StatsShards)
+	for i := range writers {
 		b.wg.Add(1)
-		go b.write()
+		go b.write((first + i) % StatsShards)
 	}
 	return b
 }
@@ -81,7 +87,7 @@ func (b *MessageBatcher) Stop() {
 	b.wg.Wait()
 }
 
-func (b *MessageBatcher) write() {
+func (b *MessageBatcher) write(shard int) {
 	defer b.wg.Done()
 	for {
 		var first *insertRequest
@@ -100,15 +106,16 @@ func (b *MessageBatcher) write() {
 				break gather
 			}
 		}
-		b.flush(batch)
+		b.flush(batch, shard)
 	}
 }
 
 // flush inserts a batch in one statement. If that fails (a repeated
 // registration, a row the database refuses, a lost connection), nothing
 // was written, and each row is inserted alone, so that one request's
-// problem never becomes its neighbours'.
-func (b *MessageBatcher) flush(batch []*insertRequest) {
+// problem never becomes its neighbours'. The counters go to the writer's
+// shard.
+func (b *MessageBatcher) flush(batch []*insertRequest, shard int) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	if len(batch) > 1 {
@@ -116,7 +123,7 @@ func (b *MessageBatcher) flush(batch []*insertRequest) {
 		for i, req := range batch {
 			msgs[i] = req.msg
 		}
-		if err := b.repo.InsertMany(ctx, msgs); err == nil {
+		if err := b.repo.insertMany(ctx, msgs, shard); err == nil {
 			for _, req := range batch {
 				req.result <- nil
 			}
@@ -124,6 +131,6 @@ func (b *MessageBatcher) flush(batch []*insertRequest) {
 		}
 	}
 	for _, req := range batch {
-		req.result <- b.repo.Insert(ctx, req.msg)
+		req.result <- b.repo.insertOne(ctx, req.msg, shard)
 	}
 }

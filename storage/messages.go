@@ -72,16 +72,21 @@ type StatusUpdate struct {
 // now and an empty status to MessageQueued. A duplicate message id yields
 // ErrConflict.
 func (r *MessageRepo) Insert(ctx context.Context, m *Message) error {
+	return r.insertOne(ctx, m, anyShard())
+}
+
+// insertOne is Insert adding to the statistics counters of shard.
+func (r *MessageRepo) insertOne(ctx context.Context, m *Message, shard int) error {
 	prepareMessage(m, now())
-	if err := r.insert(ctx, []*Message{m}); err != nil {
+	if err := r.insert(ctx, []*Message{m}, shard); err != nil {
 		return dbError(err, "inserting message %s", m.MessageID)
 	}
 	return nil
 }
 
 // insert stores msgs in one statement and adds them to the statistics
-// counters in the same transaction.
-func (r *MessageRepo) insert(ctx context.Context, msgs []*Message) error {
+// counters of shard in the same transaction.
+func (r *MessageRepo) insert(ctx context.Context, msgs []*Message, shard int) error {
 	return writeTx(ctx, r.db, func(ctx context.Context, tx bun.Tx) error {
 		for _, m := range msgs {
 			m.ID = 0 // a retried attempt must not reuse the ids of the one rolled back
@@ -93,7 +98,7 @@ func (r *MessageRepo) insert(ctx context.Context, msgs []*Message) error {
 		if _, err := q.Exec(ctx); err != nil {
 			return err
 		}
-		counters := newRollup()
+		counters := newRollup(shard)
 		for _, m := range msgs {
 			counters.inserted(m)
 		}
@@ -117,11 +122,16 @@ func prepareMessage(m *Message, t time.Time) {
 // setting their IDs. A duplicate message id fails the whole statement with
 // ErrConflict.
 func (r *MessageRepo) InsertMany(ctx context.Context, msgs []*Message) error {
+	return r.insertMany(ctx, msgs, anyShard())
+}
+
+// insertMany is InsertMany adding to the statistics counters of shard.
+func (r *MessageRepo) insertMany(ctx context.Context, msgs []*Message, shard int) error {
 	t := now()
 	for _, m := range msgs {
 		prepareMessage(m, t)
 	}
-	if err := r.insert(ctx, msgs); err != nil {
+	if err := r.insert(ctx, msgs, shard); err != nil {
 		return dbError(err, "inserting %d messages", len(msgs))
 	}
 	return nil
@@ -270,7 +280,7 @@ func (r *MessageRepo) UpdateStatus(ctx context.Context, u StatusUpdate) (bool, e
 		if err != nil {
 			return err
 		}
-		counters := newRollup()
+		counters := newRollup(anyShard())
 		counters.moved(client, u.From, u.To, queuedAt, at)
 		return counters.apply(ctx, tx)
 	})

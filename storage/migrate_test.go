@@ -18,7 +18,7 @@ import (
 )
 
 var (
-	allMigrations = []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening", "0005_stats_rollup_audit_indexes"}
+	allMigrations = []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening", "0005_stats_rollup_audit_indexes", "0006_stats_shards"}
 	schemaTables  = []string{
 		"messages", "users", "clients", "audit_log", "refresh_tokens",
 		"devices", "certmagic_data", "certmagic_locks",
@@ -70,6 +70,7 @@ func TestMigrationsUpDownUpCreateAndDropTheSchema(t *testing.T) {
 			rolledBack []string
 			remaining  []string
 		}{
+			{1, []string{"0006_stats_shards"}, []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening", "0005_stats_rollup_audit_indexes"}},
 			{1, []string{"0005_stats_rollup_audit_indexes"}, []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening"}},
 			{1, []string{"0004_portal_hardening"}, []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe"}},
 			{1, []string{"0003_health_probe"}, []string{"0001_base_schema", "0002_query_indexes"}},
@@ -95,7 +96,7 @@ func TestMigrationsUpDownUpCreateAndDropTheSchema(t *testing.T) {
 
 		rolledBack, err := storage.MigrateDown(ctx, db, len(allMigrations))
 		mustNoErr(t, err, "MigrateDown all")
-		if want := []string{"0005_stats_rollup_audit_indexes", "0004_portal_hardening", "0003_health_probe", "0002_query_indexes", "0001_base_schema"}; !slices.Equal(rolledBack, want) {
+		if want := []string{"0006_stats_shards", "0005_stats_rollup_audit_indexes", "0004_portal_hardening", "0003_health_probe", "0002_query_indexes", "0001_base_schema"}; !slices.Equal(rolledBack, want) {
 			t.Fatalf("MigrateDown(all) rolled back %v, want %v", rolledBack, want)
 		}
 		assertSchema(t, db, nil)
@@ -112,6 +113,7 @@ func assertSchema(t *testing.T, db *bun.DB, applied []string) {
 	probe := slices.Contains(applied, "0003_health_probe")
 	hardened := slices.Contains(applied, "0004_portal_hardening")
 	rollup := slices.Contains(applied, "0005_stats_rollup_audit_indexes")
+	sharded := slices.Contains(applied, "0006_stats_shards")
 
 	have := tables(t, db)
 	if have["health_probe"] != probe {
@@ -125,6 +127,12 @@ func assertSchema(t *testing.T, db *bun.DB, applied []string) {
 	for _, table := range rollupTables {
 		if have[table] != rollup {
 			t.Errorf("table %s present = %v, want %v (applied %v)", table, have[table], rollup, applied)
+		}
+		if rollup && columns(t, db, table)["shard"] != sharded {
+			t.Errorf("column %s.shard present = %v, want %v (applied %v)", table, !sharded, sharded, applied)
+		}
+		if have[table+"_sharded"] || have[table+"_folded"] {
+			t.Errorf("a working copy of %s was left behind (applied %v)", table, applied)
 		}
 	}
 	haveIdx := indexes(t, db)
@@ -342,6 +350,7 @@ func TestModelsMatchTheMigratedSchema(t *testing.T) {
 		for _, model := range []any{
 			(*storage.Message)(nil), (*storage.User)(nil), (*storage.Client)(nil),
 			(*storage.AuditEntry)(nil), (*storage.RefreshToken)(nil), (*storage.Device)(nil),
+			(*storage.MessageCount)(nil), (*storage.MessageHour)(nil), (*storage.LatencyCount)(nil),
 		} {
 			table := db.Table(reflect.TypeOf(model))
 			fields := make(map[string]bool, len(table.Fields))

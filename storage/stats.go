@@ -16,37 +16,61 @@ import (
 // them costs a few hundred small rows whatever the number of messages
 // (counting a million messages by status takes MariaDB a quarter of a
 // second). Migration 0005 fills them from the messages already stored.
+//
+// Each counter is split over StatsShards rows (migration 0006): a
+// transaction adds to the rows of one shard only, and readers sum over the
+// shards. Concurrent writers that use different shards never wait for each
+// other's row locks, which InnoDB holds until commit; with a single row
+// per counter every registration batch and status change of a client
+// queued behind the one before.
+
+// StatsShards is how many rows each counter is split over. Batch writers
+// take one shard each (see MessageBatcher); any other write picks one at
+// random.
+const StatsShards = 8
+
+// anyShard is the shard of a write that is not a batch writer's.
+func anyShard() int {
+	return rand.IntN(StatsShards)
+}
 
 // MessageCount is a row of message_counts: how many messages of a client
-// have a status now.
+// have a status now (in one shard; StatusCounts sums the shards).
 type MessageCount struct {
 	bun.BaseModel `bun:"table:message_counts"`
 
 	ClientID string `bun:"client_id,pk"`
 	Status   string `bun:"status,pk"`
-	N        int64  `bun:"n,notnull"`
+	// Shard is the counter's part, 0 ≤ Shard < StatsShards; it is 0 in
+	// the summed rows the repository returns.
+	Shard int   `bun:"shard,pk"`
+	N     int64 `bun:"n,notnull"`
 }
 
 // MessageHour is a row of message_hours: what happened in one UTC hour.
 // Registered counts messages by creation time, Delivered and Failed by the
-// time they reached that status.
+// time they reached that status. Like MessageCount, a row is one shard's
+// part and the repository returns the sums.
 type MessageHour struct {
 	bun.BaseModel `bun:"table:message_hours"`
 
 	// Hour is whole hours since the Unix epoch; see HourOf.
 	Hour       int64 `bun:"hour,pk"`
+	Shard      int   `bun:"shard,pk"`
 	Registered int64 `bun:"registered,notnull"`
 	Delivered  int64 `bun:"delivered,notnull"`
 	Failed     int64 `bun:"failed,notnull"`
 }
 
 // LatencyCount is a row of message_latency: how many deliveries in one UTC
-// hour took a queued → delivered time within one bucket.
+// hour took a queued → delivered time within one bucket (one shard's part,
+// like MessageCount).
 type LatencyCount struct {
 	bun.BaseModel `bun:"table:message_latency"`
 
 	Hour   int64 `bun:"hour,pk"`
 	Bucket int   `bun:"bucket,pk"`
+	Shard  int   `bun:"shard,pk"`
 	N      int64 `bun:"n,notnull"`
 }
 
@@ -87,20 +111,22 @@ func LatencyBucketBounds(b int) (low, high time.Duration) {
 	return bound(b), bound(b + 1)
 }
 
-// rollup gathers the counter changes of one transaction.
+// rollup gathers the counter changes of one transaction, all for one
+// shard.
 type rollup struct {
+	shard   int
 	counts  map[[2]string]int64
 	hours   map[int64]*MessageHour
 	latency map[[2]int64]int64
 }
 
-func newRollup() *rollup {
-	return &rollup{counts: map[[2]string]int64{}, hours: map[int64]*MessageHour{}, latency: map[[2]int64]int64{}}
+func newRollup(shard int) *rollup {
+	return &rollup{shard: shard, counts: map[[2]string]int64{}, hours: map[int64]*MessageHour{}, latency: map[[2]int64]int64{}}
 }
 
 func (r *rollup) hour(h int64) *MessageHour {
 	if r.hours[h] == nil {
-		r.hours[h] = &MessageHour{Hour: h}
+		r.hours[h] = &MessageHour{Hour: h, Shard: r.shard}
 	}
 	return r.hours[h]
 }
@@ -134,12 +160,14 @@ func (r *rollup) reached(status string, queuedAt time.Time, deliveredAt, failedA
 
 // apply adds the changes to the counter tables. Rows are written in key
 // order, the same in every transaction, so that two transactions touching
-// the same counters wait for each other instead of deadlocking.
+// the same counters (of the same shard) wait for each other instead of
+// deadlocking; all rows of a transaction have one shard, so key order is
+// also primary key order.
 func (r *rollup) apply(ctx context.Context, db bun.IDB) error {
 	counts := make([]MessageCount, 0, len(r.counts))
 	for k, n := range r.counts {
 		if n != 0 {
-			counts = append(counts, MessageCount{ClientID: k[0], Status: k[1], N: n})
+			counts = append(counts, MessageCount{ClientID: k[0], Status: k[1], Shard: r.shard, N: n})
 		}
 	}
 	slices.SortFunc(counts, func(a, b MessageCount) int {
@@ -152,20 +180,20 @@ func (r *rollup) apply(ctx context.Context, db bun.IDB) error {
 	slices.SortFunc(hours, func(a, b MessageHour) int { return cmp.Compare(a.Hour, b.Hour) })
 	latency := make([]LatencyCount, 0, len(r.latency))
 	for k, n := range r.latency {
-		latency = append(latency, LatencyCount{Hour: k[0], Bucket: int(k[1]), N: n})
+		latency = append(latency, LatencyCount{Hour: k[0], Bucket: int(k[1]), Shard: r.shard, N: n})
 	}
 	slices.SortFunc(latency, func(a, b LatencyCount) int {
 		return cmp.Or(cmp.Compare(a.Hour, b.Hour), cmp.Compare(a.Bucket, b.Bucket))
 	})
 
-	if err := upsert(ctx, db, &counts, len(counts), "client_id, status", "n = ? + ?", "n"); err != nil {
+	if err := upsert(ctx, db, &counts, len(counts), "client_id, status, shard", "n = ? + ?", "n"); err != nil {
 		return dbError(err, "updating message counts")
 	}
-	if err := upsert(ctx, db, &hours, len(hours), "hour", "registered = ? + ?, delivered = ? + ?, failed = ? + ?",
+	if err := upsert(ctx, db, &hours, len(hours), "hour, shard", "registered = ? + ?, delivered = ? + ?, failed = ? + ?",
 		"registered", "delivered", "failed"); err != nil {
 		return dbError(err, "updating hourly message counts")
 	}
-	if err := upsert(ctx, db, &latency, len(latency), "hour, bucket", "n = ? + ?", "n"); err != nil {
+	if err := upsert(ctx, db, &latency, len(latency), "hour, bucket, shard", "n = ? + ?", "n"); err != nil {
 		return dbError(err, "updating delivery latency counts")
 	}
 	return nil
@@ -214,22 +242,31 @@ func writeTx(ctx context.Context, db *bun.DB, fn func(ctx context.Context, tx bu
 	}
 }
 
-// StatusCounts returns the message_counts rows that are not zero, ordered
-// by client and status.
+// StatusCounts returns the message counts, summed over the shards, that
+// are not zero, ordered by client and status.
 func (r *MessageRepo) StatusCounts(ctx context.Context) ([]MessageCount, error) {
 	var rows []MessageCount
-	err := r.db.NewSelect().Model(&rows).Where("n <> 0").Order("client_id", "status").Scan(ctx)
+	err := r.db.NewSelect().Model((*MessageCount)(nil)).
+		Column("client_id", "status").ColumnExpr("SUM(n) AS n").
+		Group("client_id", "status").Having("SUM(n) <> 0").
+		Order("client_id", "status").Scan(ctx, &rows)
 	if err != nil {
 		return nil, dbError(err, "reading message counts")
 	}
 	return rows, nil
 }
 
-// Hours returns the message_hours rows of hours from ≤ hour < to, in order;
-// hours without activity are absent.
+// Hours returns the hourly counts of hours from ≤ hour < to, summed over
+// the shards, in order; hours without activity are absent.
 func (r *MessageRepo) Hours(ctx context.Context, from, to int64) ([]MessageHour, error) {
 	var rows []MessageHour
-	err := r.db.NewSelect().Model(&rows).Where("hour >= ?", from).Where("hour < ?", to).Order("hour").Scan(ctx)
+	err := r.db.NewSelect().Model((*MessageHour)(nil)).
+		Column("hour").
+		ColumnExpr("SUM(registered) AS registered").
+		ColumnExpr("SUM(delivered) AS delivered").
+		ColumnExpr("SUM(failed) AS failed").
+		Where("hour >= ?", from).Where("hour < ?", to).
+		Group("hour").Order("hour").Scan(ctx, &rows)
 	if err != nil {
 		return nil, dbError(err, "reading hourly message counts")
 	}
@@ -237,7 +274,7 @@ func (r *MessageRepo) Hours(ctx context.Context, from, to int64) ([]MessageHour,
 }
 
 // Latency returns the delivery latency histogram of hours from ≤ hour <
-// to, summed per bucket, in bucket order.
+// to, summed per bucket (over hours and shards), in bucket order.
 func (r *MessageRepo) Latency(ctx context.Context, from, to int64) ([]LatencyCount, error) {
 	var rows []LatencyCount
 	err := r.db.NewSelect().Model((*LatencyCount)(nil)).
