@@ -108,15 +108,7 @@ func (r *ClientRepo) Revoke(ctx context.Context, serial, reason string, at time.
 	}
 }
 
-// RevokedSerials returns the serial numbers of all revoked certificates.
-func (r *ClientRepo) RevokedSerials(ctx context.Context) ([]string, error) {
-	return r.serials(ctx, ClientRevoked)
-}
 
-// ActiveSerials returns the serial numbers of all active certificates.
-func (r *ClientRepo) ActiveSerials(ctx context.Context) ([]string, error) {
-	return r.serials(ctx, ClientActive)
-}
 
 func (r *ClientRepo) serials(ctx context.Context, status string) ([]string, error) {
 	serials := []string{}

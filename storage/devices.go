@@ -22,34 +22,6 @@ func (r *DeviceRepo) Add(ctx context.Context, d *Device) error {
 	return nil
 }
 
-// Upsert adds the device or, if the pair exists, updates its name and
-// status. On return d holds the stored row.
-func (r *DeviceRepo) Upsert(ctx context.Context, d *Device) error {
-	prepareDevice(d)
-	q := r.db.NewInsert().Model(d)
-	if Dialect(r.db) == DriverMySQL {
-		q = q.On("DUPLICATE KEY UPDATE").
-			Set("name = VALUES(name)").
-			Set("status = VALUES(status)").
-			Set("updated_at = VALUES(updated_at)")
-	} else {
-		q = q.On("CONFLICT (user_id, device_id) DO UPDATE").
-			Set("name = EXCLUDED.name").
-			Set("status = EXCLUDED.status").
-			Set("updated_at = EXCLUDED.updated_at")
-	}
-	if _, err := execWrite(ctx, q); err != nil {
-		return dbError(err, "upserting device %s/%s", d.UserID, d.DeviceID)
-	}
-	// The id and creation time of an updated row are not reported back
-	// reliably by MySQL, so read the row.
-	stored, err := r.Get(ctx, d.UserID, d.DeviceID)
-	if err != nil {
-		return err
-	}
-	*d = *stored
-	return nil
-}
 
 // prepareDevice fills the defaults of a device about to be written.
 func prepareDevice(d *Device) {

@@ -208,45 +208,8 @@ func listIndex(f MessageFilter) string {
 	return "idx_messages_created_at_id"
 }
 
-// CountByStatus returns the number of messages per status; statuses without
-// messages are absent.
-func (r *MessageRepo) CountByStatus(ctx context.Context) (map[string]int64, error) {
-	var rows []countRow
-	err := r.db.NewSelect().Model((*Message)(nil)).
-		ColumnExpr("status AS label").
-		ColumnExpr("COUNT(*) AS total").
-		Group("status").
-		Scan(ctx, &rows)
-	if err != nil {
-		return nil, dbError(err, "counting messages by status")
-	}
-	return countMap(rows), nil
-}
 
-// CountByClient returns the number of messages per client, ordered by
-// client id.
-func (r *MessageRepo) CountByClient(ctx context.Context) ([]ClientCount, error) {
-	var counts []ClientCount
-	err := r.db.NewSelect().Model((*Message)(nil)).
-		Column("client_id").
-		ColumnExpr("COUNT(*) AS total").
-		Group("client_id").
-		Order("client_id").
-		Scan(ctx, &counts)
-	if err != nil {
-		return nil, dbError(err, "counting messages by client")
-	}
-	return counts, nil
-}
 
-// CountSince returns the number of messages created at or after t.
-func (r *MessageRepo) CountSince(ctx context.Context, t time.Time) (int64, error) {
-	n, err := r.db.NewSelect().Model((*Message)(nil)).Where("created_at >= ?", utc(t)).Count(ctx)
-	if err != nil {
-		return 0, dbError(err, "counting messages since %s", t.UTC().Format(time.RFC3339))
-	}
-	return n, nil
-}
 
 // Total returns the number of messages.
 func (r *MessageRepo) Total(ctx context.Context) (int64, error) {

@@ -38,14 +38,6 @@ func (r *RefreshTokenRepo) Insert(ctx context.Context, t *RefreshToken) error {
 	return nil
 }
 
-// GetByJTI returns the token with the given JWT id or ErrNotFound.
-func (r *RefreshTokenRepo) GetByJTI(ctx context.Context, jti string) (*RefreshToken, error) {
-	t := new(RefreshToken)
-	if err := r.db.NewSelect().Model(t).Where("jti = ?", jti).Scan(ctx); err != nil {
-		return nil, dbError(err, "getting refresh token %s", jti)
-	}
-	return t, nil
-}
 
 // GetByHash returns the token whose HashRefreshToken is tokenHash, or
 // ErrNotFound.

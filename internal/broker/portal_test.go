@@ -343,7 +343,7 @@ func TestPortalLoginPurgesExpiredRefreshTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 		pair := login(t, p, "ann@example.com")
-		if _, err := p.Store.RefreshTokens.GetByJTI(ctx, old.JTI); !errors.Is(err, storage.ErrNotFound) {
+		if _, err := p.Store.RefreshTokens.GetByHash(ctx, old.TokenHash); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("the expired token is still stored: %v", err)
 		}
 		if _, err := p.Refresh(ctx, pair.RefreshToken); err != nil {
@@ -442,7 +442,7 @@ func TestPortalRefreshPurgesExpiredRefreshTokens(t *testing.T) {
 		if _, err := p.Refresh(ctx, pair.RefreshToken); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := p.Store.RefreshTokens.GetByJTI(ctx, old.JTI); !errors.Is(err, storage.ErrNotFound) {
+		if _, err := p.Store.RefreshTokens.GetByHash(ctx, old.TokenHash); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("a refresh two hours after the last purge left the expired token: %v", err)
 		}
 	})

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 )
 
 // Envelope limits. An RSA-8192 ciphertext is 1024 bytes, the largest key
@@ -113,7 +112,7 @@ func field(name string, v *string, limit int) ([]byte, error) {
 
 // parseMinute accepts a JSON number or string, as device libraries send
 // either; the server only stores it (and compares it with the clock when
-// an acceptance window is configured, see Envelope.MinuteNumber).
+// an acceptance window is configured: the device handler's minute_window).
 func parseMinute(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", malformed("minute is missing")
@@ -132,12 +131,6 @@ func parseMinute(raw json.RawMessage) (string, error) {
 		return string(raw), nil
 	}
 	return "", malformed("minute must be a number or a string")
-}
-
-// MinuteNumber returns minute as an integer, if it is one.
-func (e *Envelope) MinuteNumber() (int64, bool) {
-	n, err := strconv.ParseInt(e.Minute, 10, 64)
-	return n, err == nil
 }
 
 func malformed(format string, args ...any) error {

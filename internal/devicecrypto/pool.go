@@ -141,9 +141,6 @@ func (p *KeyPool) Return(key *PooledKey) {
 	}
 }
 
-// Bits is the size of the pool's keys.
-func (p *KeyPool) Bits() int { return p.bits }
-
 // Depth is the number of keys ready now.
 func (p *KeyPool) Depth() int { return len(p.keys) }
 

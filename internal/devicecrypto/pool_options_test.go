@@ -10,8 +10,8 @@ func TestKeyPoolOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Close()
-	if p.Bits() != DefaultKeyBits {
-		t.Errorf("bits %d, want the default %d", p.Bits(), DefaultKeyBits)
+	if p.bits != DefaultKeyBits {
+		t.Errorf("bits %d, want the default %d", p.bits, DefaultKeyBits)
 	}
 	if _, err := NewKeyPool(-1, 2048); err == nil {
 		t.Error("a negative pool size was accepted")
