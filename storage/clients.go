@@ -108,8 +108,6 @@ func (r *ClientRepo) Revoke(ctx context.Context, serial, reason string, at time.
 	}
 }
 
-
-
 func (r *ClientRepo) serials(ctx context.Context, status string) ([]string, error) {
 	serials := []string{}
 	err := r.db.NewSelect().Model((*Client)(nil)).

@@ -22,7 +22,6 @@ func (r *DeviceRepo) Add(ctx context.Context, d *Device) error {
 	return nil
 }
 
-
 // prepareDevice fills the defaults of a device about to be written.
 func prepareDevice(d *Device) {
 	t := now()

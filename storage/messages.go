@@ -208,9 +208,6 @@ func listIndex(f MessageFilter) string {
 	return "idx_messages_created_at_id"
 }
 
-
-
-
 // Total returns the number of messages.
 func (r *MessageRepo) Total(ctx context.Context) (int64, error) {
 	n, err := r.db.NewSelect().Model((*Message)(nil)).Count(ctx)

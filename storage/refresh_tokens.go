@@ -38,7 +38,6 @@ func (r *RefreshTokenRepo) Insert(ctx context.Context, t *RefreshToken) error {
 	return nil
 }
 
-
 // GetByHash returns the token whose HashRefreshToken is tokenHash, or
 // ErrNotFound.
 func (r *RefreshTokenRepo) GetByHash(ctx context.Context, tokenHash string) (*RefreshToken, error) {
