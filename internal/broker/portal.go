@@ -160,8 +160,11 @@ var errBadCredentials = apperr.New(apperr.Unauthenticated, "invalid_credentials"
 // its Retry-After), and it does not log in. A locked address and a full
 // bcrypt budget answer 429 before anything is looked up.
 func (s *Portal) Login(ctx context.Context, email, password, remoteAddr string) (pair Pair, err error) {
-	s.init()
+	// Taken before init, whose first call computes a bcrypt hash: the
+	// delay then covers that too, so the first failure after a start
+	// takes no longer than any other.
 	arrived := time.Now()
+	s.init()
 	defer func() {
 		if err != nil {
 			s.holdFailure(ctx, arrived)

@@ -8,9 +8,11 @@
 package caddyfileutil
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -183,9 +185,11 @@ func Duration(dst *caddy.Duration) Option {
 	}
 }
 
-// DurationOrOff is Duration that also takes off, stored as -1ns: for a
-// setting whose zero value means "the default" and that can be disabled.
-func DurationOrOff(dst *caddy.Duration) Option {
+// DurationOrOff is Duration that also takes off, for a setting whose zero
+// value means "the default" and that can be disabled: off and a zero
+// duration (what someone writing 0s means) are both stored as -1ns. A
+// duration above max (when max > 0) is refused with the line.
+func DurationOrOff(dst *caddy.Duration, max time.Duration) Option {
 	return func(d *caddyfile.Dispenser) error {
 		option := d.Val()
 		v, err := oneArg(d)
@@ -197,10 +201,17 @@ func DurationOrOff(dst *caddy.Duration) Option {
 			return nil
 		}
 		dur, err := caddy.ParseDuration(v)
-		if err != nil || dur < 0 {
-			return valueErr(d, option, "a non-negative duration such as 1s, or off", v)
+		if err != nil || dur < 0 || max > 0 && dur > max {
+			want := "a non-negative duration such as 1s, or off"
+			if max > 0 {
+				want = fmt.Sprintf("a duration from 0 (off) to %s, or off", max)
+			}
+			return valueErr(d, option, want, v)
 		}
 		*dst = caddy.Duration(dur)
+		if dur == 0 {
+			*dst = -1
+		}
 		return nil
 	}
 }

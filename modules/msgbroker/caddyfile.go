@@ -72,7 +72,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //			max_failures         <n|-1>
 //			address_max_failures <n|-1>
 //			lockout              <duration>
-//			failure_delay        <duration|off>
+//			failure_delay        <duration up to 30s|off>
 //		}
 //		ca         <pki ca id>
 //		revocation_poll_interval <duration>
@@ -195,7 +195,7 @@ func parseLogin(d *caddyfile.Dispenser) (*LoginConfig, error) {
 		"max_failures":         limit(&l.MaxFailures),
 		"address_max_failures": limit(&l.AddressMaxFailures),
 		"lockout":              caddyfileutil.Duration(&l.Lockout),
-		"failure_delay":        caddyfileutil.DurationOrOff(&l.FailureDelay),
+		"failure_delay":        caddyfileutil.DurationOrOff(&l.FailureDelay, maxFailureDelay),
 	})
 	return l, err
 }
