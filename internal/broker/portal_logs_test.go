@@ -111,3 +111,49 @@ func TestPortalLogoutAcceptsOnlyAnExpiredToken(t *testing.T) {
 		t.Fatalf("Logout of an expired refresh token: %v", err)
 	}
 }
+
+// TestPortalPasswordChangeIsAudited with its outcome, and a change whose
+// entry cannot be written is still made and the failure logged.
+func TestPortalPasswordChangeIsAudited(t *testing.T) {
+	db := storagetest.OpenSQLite(t)
+	p := newPortal(t, db)
+	core, logs := observer.New(zapcore.ErrorLevel)
+	p.Logger = zap.New(core)
+	ctx := context.Background()
+	createUser(t, p, "ann@example.com", storage.RoleUser, "")
+	me, err := p.Authenticate(ctx, login(t, p, "ann@example.com").AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ChangePassword(ctx, me, "wrong password", "a brand new secret", "192.0.2.10"); err == nil {
+		t.Fatal("a wrong current password was accepted")
+	}
+	if a := lastAudit(t, p.Store); a.Action != "user.password_change" || a.Outcome != storage.AuditFailure || a.Details == nil || !strings.HasPrefix(*a.Details, "wrong_password: ") {
+		t.Fatalf("audit entry of a refused change = %+v", a)
+	}
+	if _, err := p.ChangePassword(ctx, me, portalPassword, "a brand new secret", "192.0.2.10"); err != nil {
+		t.Fatal(err)
+	}
+	if a := lastAudit(t, p.Store); a.Action != "user.password_change" || a.Outcome != storage.AuditSuccess || a.Details != nil || a.Actor != "ann@example.com" {
+		t.Fatalf("audit entry of a change = %+v", a)
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("audited changes logged %v", logs.All())
+	}
+	if _, err := db.ExecContext(ctx, "DROP TABLE audit_log"); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := p.Login(ctx, "ann@example.com", "a brand new secret", "192.0.2.10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me, err = p.Authenticate(ctx, pair.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ChangePassword(ctx, me, "a brand new secret", "a third secret!", "192.0.2.10"); err != nil {
+		t.Fatalf("a change that cannot be audited: %v", err)
+	}
+	if logs.FilterMessage("audit log write failed").Len() != 1 {
+		t.Fatalf("the failed audit write was not logged: %v", logs.All())
+	}
+}
