@@ -68,3 +68,29 @@ func TestCertificatesLogAnAuditWriteTheyCannotMake(t *testing.T) {
 		t.Fatalf("the failed audit write was not logged: %v", logs.All())
 	}
 }
+
+// TestRevokeNamedAuditsTheTargetAndOutcome: the entry names the serial or
+// the client id given, with the reason or the refusal.
+func TestRevokeNamedAuditsTheTargetAndOutcome(t *testing.T) {
+	f := newCertsFixture(t, true)
+	ctx := context.Background()
+	row := f.issue(t, "proxy-1", storage.ClientRoleProxy)
+	f.issue(t, "proxy-2", storage.ClientRoleProxy)
+	for _, tc := range []struct {
+		req                      broker.RevokeRequest
+		target, outcome, details string
+	}{
+		{broker.RevokeRequest{Serial: " " + row.SerialNumber + " ", Reason: "superseded"}, row.SerialNumber, storage.AuditSuccess, "reason: superseded"},
+		{broker.RevokeRequest{ClientID: "proxy-2", Reason: "keyCompromise"}, "proxy-2", storage.AuditSuccess, "reason: keyCompromise"},
+		{broker.RevokeRequest{ClientID: "proxy-2", Reason: "keyCompromise"}, "proxy-2", storage.AuditFailure, "already_revoked: client proxy-2 has no active certificate"},
+	} {
+		_, err := f.certs.RevokeNamed(ctx, testActor, tc.req)
+		if (err == nil) != (tc.outcome == storage.AuditSuccess) {
+			t.Fatalf("RevokeNamed(%+v) = %v", tc.req, err)
+		}
+		a := lastAudit(t, f.store)
+		if a.Action != "certificate.revoke" || a.Target != tc.target || a.Outcome != tc.outcome || a.Details == nil || *a.Details != tc.details {
+			t.Errorf("RevokeNamed(%+v): audit entry %+v, want target %s, %s, %q", tc.req, a, tc.target, tc.outcome, tc.details)
+		}
+	}
+}
