@@ -83,6 +83,10 @@ func TestRevokeNamedAuditsTheTargetAndOutcome(t *testing.T) {
 		{broker.RevokeRequest{Serial: " " + row.SerialNumber + " ", Reason: "superseded"}, row.SerialNumber, storage.AuditSuccess, "reason: superseded"},
 		{broker.RevokeRequest{ClientID: "proxy-2", Reason: "keyCompromise"}, "proxy-2", storage.AuditSuccess, "reason: keyCompromise"},
 		{broker.RevokeRequest{ClientID: "proxy-2", Reason: "keyCompromise"}, "proxy-2", storage.AuditFailure, "already_revoked: client proxy-2 has no active certificate"},
+		{broker.RevokeRequest{Serial: row.SerialNumber, Reason: "superseded"}, row.SerialNumber, storage.AuditFailure,
+			"already_revoked: certificate " + row.SerialNumber + " is already revoked"},
+		{broker.RevokeRequest{Serial: "abc", Reason: "superseded"}, "abc", storage.AuditFailure, "certificate_not_found: no certificate with serial abc"},
+		{broker.RevokeRequest{Serial: "xyz", Reason: "superseded"}, "xyz", storage.AuditFailure, "invalid_serial: serial must be hexadecimal, with or without colons"},
 	} {
 		_, err := f.certs.RevokeNamed(ctx, testActor, tc.req)
 		if (err == nil) != (tc.outcome == storage.AuditSuccess) {
