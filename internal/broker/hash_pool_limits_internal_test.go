@@ -10,7 +10,10 @@ import (
 // admissions counts how many logins p admits at one instant, releasing
 // each (so only the budget limits) or holding them (so the queue does too).
 func admissions(p *HashPool, hold bool) int {
-	now := time.Unix(1_000_000, 0)
+	return admissionsAt(p, hold, time.Unix(1_000_000, 0))
+}
+
+func admissionsAt(p *HashPool, hold bool, now time.Time) int {
 	n := 0
 	for ; n < 1000; n++ {
 		release, err := p.admit(now)
@@ -44,6 +47,12 @@ func TestHashPoolDefaults(t *testing.T) {
 		if got := admissions(NewHashPool(tc.l), false); got != tc.burst {
 			t.Errorf("%s: %d admitted at once, want a burst of %d", tc.name, got, tc.burst)
 		}
+	}
+	// After its burst, the default budget refills at one hash per second per CPU.
+	p := NewHashPool(HashLimits{})
+	admissions(p, false)
+	if got := admissionsAt(p, false, time.Unix(1_000_001, 0)); got != cpus*DefaultHashesPerSecondPerCPU {
+		t.Errorf("default budget: %d admitted a second after its burst, want %d", got, cpus*DefaultHashesPerSecondPerCPU)
 	}
 	if got := admissions(NewHashPool(HashLimits{PerSecond: -1}), false); got != 1000 {
 		t.Errorf("without a budget %d admitted, want no limit", got)
