@@ -115,3 +115,19 @@ func TestAddressGuardForgetsStaleAddressesAt10000(t *testing.T) {
 		t.Fatalf("%d addresses remembered after a failure two minutes later, want only the new one", len(g.addrs))
 	}
 }
+
+// TestAddressGuardKeepsAWindowToItsEndWhenPruning: pruning forgets only
+// windows that are over; a failure exactly one window after the first
+// still counts in it, however many addresses the guard holds.
+func TestAddressGuardKeepsAWindowToItsEndWhenPruning(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	g := &addressGuard{max: 3, window: time.Minute, lockout: time.Hour}
+	for i := range 10000 {
+		g.fail(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&0xff, i&0xff), t0)
+	}
+	g.fail("192.0.2.9", t0)
+	g.fail("192.0.2.9", t0)
+	if !g.fail("192.0.2.9", t0.Add(time.Minute)) {
+		t.Fatal("the third failure within the window (its last instant) did not lock")
+	}
+}
