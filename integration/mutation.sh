@@ -15,6 +15,11 @@
 #
 #   GREMLINS_FLAGS="-E portal.*[.]go -E users[.]go" integration/mutation.sh ./internal/broker
 #
+# gremlins times a mutant out at --timeout-coefficient (default 3) times its
+# coverage run, which the build cache can make a second long: pass e.g.
+# GREMLINS_FLAGS="--timeout-coefficient 10" (60 for the broker), or most
+# mutants are counted as timed out instead of killed.
+#
 # The EachDialect tests run on SQLite only here
 # (MSGBROKER_TEST_ONLY_SQLITE=1, see storage/storagetest): a mutant of
 # domain logic fails on either dialect, and a fresh MariaDB database per

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
@@ -206,8 +209,10 @@ func TestUsersLookupByIDOrEmail(t *testing.T) {
 			t.Fatalf("Lookup(%q) = %v, %v", ref, got, err)
 		}
 	}
-	_, err = users.Lookup(ctx, "1x")
-	wantKind(t, err, apperr.Invalid, "invalid_user")
+	for _, ref := range []string{"1x", "0", "-1"} { // ids start at 1
+		_, err = users.Lookup(ctx, ref)
+		wantKind(t, err, apperr.Invalid, "invalid_user")
+	}
 	_, err = users.Lookup(ctx, "7")
 	wantKind(t, err, apperr.NotFound, "user_not_found")
 }
@@ -229,4 +234,110 @@ func TestUsersAuditARefusedOverlongEmail(t *testing.T) {
 			t.Fatalf("audit entry = %+v", a)
 		}
 	})
+}
+
+// TestUsersSetPasswordClearsFailedLogins: a new password also clears failed
+// logins that have not locked the account yet, so the user gets every
+// attempt back.
+func TestUsersSetPasswordClearsFailedLogins(t *testing.T) {
+	users, store := newUsers(storagetest.OpenSQLite(t))
+	ctx := context.Background()
+	u, err := users.Create(ctx, testActor, broker.NewUser{Email: "dave@example.com", Password: "first password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := store.Users.RecordLoginFailure(ctx, u.ID, 5, time.Hour, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := users.SetPassword(ctx, testActor, u.ID, "second password"); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := store.Users.GetByID(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.FailedLogins != 0 || stored.LockedAt(time.Now()) {
+		t.Fatalf("after a password reset: %d failed logins, locked %v; want 0, unlocked", stored.FailedLogins, stored.LockedAt(time.Now()))
+	}
+}
+
+// TestUsersLastAdminRuleTouchesOnlyWhatRemovesAnAdmin: the last active
+// administrator may still be changed in ways that keep it one (unlocked,
+// set active), and without any active administrator plain users can still
+// be deactivated and deleted.
+func TestUsersLastAdminRuleTouchesOnlyWhatRemovesAnAdmin(t *testing.T) {
+	users, _ := newUsers(storagetest.OpenSQLite(t))
+	ctx := context.Background()
+	plain, err := users.Create(ctx, testActor, broker.NewUser{Email: "plain@example.com", Password: "long enough"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inactive := false
+	if _, err := users.Update(ctx, testActor, plain.ID, broker.UserChanges{IsActive: &inactive}); err != nil {
+		t.Fatalf("deactivating a user with no administrator around: %v", err)
+	}
+	if err := users.Delete(ctx, testActor, plain.ID); err != nil {
+		t.Fatalf("deleting a user with no administrator around: %v", err)
+	}
+
+	admin, err := users.Create(ctx, testActor, broker.NewUser{Email: "root@example.com", Password: "long enough", Role: storage.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, role := true, storage.RoleAdmin
+	if _, err := users.Update(ctx, testActor, admin.ID, broker.UserChanges{Role: &role, IsActive: &active, Unlock: true}); err != nil {
+		t.Fatalf("unlocking the last admin: %v", err)
+	}
+}
+
+// TestUsersEmailLimitIsInclusive: an address of exactly 255 characters is
+// accepted, one of 256 refused, and a refused request's audit entry keeps
+// all 255 characters of the address it names.
+func TestUsersEmailLimitIsInclusive(t *testing.T) {
+	users, store := newUsers(storagetest.OpenSQLite(t))
+	ctx := context.Background()
+	const domain = "@example.com"
+	email := strings.Repeat("a", 255-len(domain)) + domain
+	_, err := users.Create(ctx, testActor, broker.NewUser{Email: email, Password: "long enough", Role: "boss"})
+	wantKind(t, err, apperr.Invalid, "invalid_role")
+	if a := lastAudit(t, store); a.Action != "user.create" || a.Outcome != storage.AuditFailure || a.Target != email {
+		t.Fatalf("audit entry = %+v, want a failed user.create naming %s", a, email)
+	}
+	if _, err := users.Create(ctx, testActor, broker.NewUser{Email: email, Password: "long enough"}); err != nil {
+		t.Fatalf("an address of 255 characters: %v", err)
+	}
+	_, err = users.Create(ctx, testActor, broker.NewUser{Email: "b" + email, Password: "long enough"})
+	wantKind(t, err, apperr.Invalid, "invalid_email")
+}
+
+// TestUsersLogAnAuditWriteTheyCannotMake: a change whose audit entry cannot
+// be written is still made and the failure is logged; an audited change
+// logs nothing.
+func TestUsersLogAnAuditWriteTheyCannotMake(t *testing.T) {
+	db := storagetest.OpenSQLite(t)
+	users, store := newUsers(db)
+	core, logs := observer.New(zapcore.InfoLevel)
+	users.Logger = zap.New(core)
+	ctx := context.Background()
+	if _, err := users.Create(ctx, testActor, broker.NewUser{Email: "erin@example.com", Password: "long enough"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := logs.Len(); n != 0 {
+		t.Fatalf("an audited change logged %d entries: %v", n, logs.All())
+	}
+	if _, err := db.ExecContext(ctx, "DROP TABLE audit_log"); err != nil {
+		t.Fatal(err)
+	}
+	u, err := users.Create(ctx, testActor, broker.NewUser{Email: "frank@example.com", Password: "long enough"})
+	if err != nil {
+		t.Fatalf("a change that cannot be audited: %v", err)
+	}
+	if _, err := store.Users.GetByID(ctx, u.ID); err != nil {
+		t.Fatalf("the user was not created: %v", err)
+	}
+	if logs.FilterMessage("audit log write failed").FilterField(zap.String("action", "user.create")).Len() != 1 {
+		t.Fatalf("the failed audit write was not logged: %v", logs.All())
+	}
 }

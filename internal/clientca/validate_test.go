@@ -257,6 +257,8 @@ func TestIdentityOf(t *testing.T) {
 		{"two uris", &x509.Certificate{Subject: pkix.Name{CommonName: "p1"}, URIs: []*url.URL{role("proxy"), role("worker")}}, "", ""},
 		{"two ous", &x509.Certificate{Subject: pkix.Name{CommonName: "p1", OrganizationalUnit: []string{"proxy", "worker"}}}, "", ""},
 		{"unknown uri role", &x509.Certificate{Subject: pkix.Name{CommonName: "p1"}, URIs: []*url.URL{role("admin")}}, "", ""},
+		// The prefix alone names an empty role: refused, not skipped in favour of the OU.
+		{"empty uri role", &x509.Certificate{Subject: pkix.Name{CommonName: "p1", OrganizationalUnit: []string{"proxy"}}, URIs: []*url.URL{role("")}}, "", ""},
 		{"no role", &x509.Certificate{Subject: pkix.Name{CommonName: "p1", OrganizationalUnit: []string{"admin"}}}, "", ""},
 		{"bad cn", &x509.Certificate{Subject: pkix.Name{CommonName: "p 1"}, URIs: []*url.URL{role("proxy")}}, "", ""},
 		{"empty cn", &x509.Certificate{URIs: []*url.URL{role("proxy")}}, "", ""},

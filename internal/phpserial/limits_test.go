@@ -3,6 +3,7 @@ package phpserial
 import (
 	"errors"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -75,6 +76,38 @@ func TestMarshalFloatFormSwitchesWherePHPDoes(t *testing.T) {
 		v := NewFloat(f)
 		if got := string(Marshal(&v)); got != want {
 			t.Errorf("%g: got %s, want %s", f, got, want)
+		}
+	}
+}
+
+// allocatedBy is the number of bytes f allocates.
+func allocatedBy(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestUnmarshalRefusesImpossibleCountsBeforeAllocating: an array that
+// claims more entries than the bytes after it could hold is refused before
+// room for them is made, wherever it sits in the input, so a short hostile
+// input cannot make the decoder allocate far more than its own size.
+func TestUnmarshalRefusesImpossibleCountsBeforeAllocating(t *testing.T) {
+	for name, in := range map[string]string{
+		// 120 000 bytes of entries after the brace hold at most 20 000.
+		"at the start": "a:100000:{" + strings.Repeat("i:0;N;", 20000) + "}",
+		// Late in the input: nothing after the brace can hold an entry.
+		"after a long string": `a:2:{i:0;s:100000:"` + strings.Repeat("x", 100000) + `";i:1;a:30000:{}}`,
+	} {
+		var err error
+		n := allocatedBy(func() { _, err = Unmarshal([]byte(in)) })
+		if err == nil || !strings.Contains(err.Error(), "entries cannot fit") {
+			t.Errorf("%s: %v, want the count refused", name, err)
+		}
+		if limit := uint64(4 * len(in)); n > limit {
+			t.Errorf("%s: refusing %d bytes of input allocated %d bytes, want at most %d", name, len(in), n, limit)
 		}
 	}
 }
