@@ -36,11 +36,11 @@ func TestPortalPurgesExpiredRefreshTokensOncePerHour(t *testing.T) {
 		if err := p.Store.RefreshTokens.Insert(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
-		return tok.JTI
+		return tok.TokenHash
 	}
-	stored := func(jti string) bool {
+	stored := func(hash string) bool {
 		t.Helper()
-		_, err := p.Store.RefreshTokens.GetByJTI(ctx, jti)
+		_, err := p.Store.RefreshTokens.GetByHash(ctx, hash)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			t.Fatal(err)
 		}
