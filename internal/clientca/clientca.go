@@ -61,9 +61,9 @@
 // carried twice: as the subject OrganizationalUnit (readable by tools and TLS
 // terminators that only look at the subject) and as the URI SAN
 // "urn:msgbroker:role:<role>" (a SAN is authoritative: it cannot be confused
-// with free-form subject text). IdentityOf reads the URI SAN, falls back to
-// the OU for certificates that lack it, and refuses a certificate where both
-// are present and disagree.
+// with free-form subject text). The gateway itself takes a client's
+// identity from the certificate registry (the database), never from the
+// certificate.
 //
 // # Serial numbers
 //

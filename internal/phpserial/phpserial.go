@@ -58,11 +58,10 @@ type Entry struct {
 	Value Value
 }
 
-// NewString, NewInt, NewBool and NewFloat make values to store.
+// NewString, NewInt and NewBool make values to store.
 func NewString(s string) Value { return Value{Kind: String, Str: s} }
 func NewInt(n int64) Value     { return Value{Kind: Int, Int: n} }
 func NewBool(b bool) Value     { return Value{Kind: Bool, Bool: b} }
-func NewFloat(f float64) Value { return Value{Kind: Float, Float: f} }
 
 // Get returns the value under key in an Array or Object: a string key, or
 // an integer key whose decimal form is key (PHP turns "5" into 5).
