@@ -1,8 +1,6 @@
 package clientca
 
 import (
-	"context"
-	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -10,8 +8,8 @@ import (
 )
 
 // The gateway takes a client's identity from the certificate registry,
-// not from the certificate; these read it from the certificate and the
-// issuer's state for the tests, which check what was issued.
+// not from the certificate; IdentityOf reads it from the certificate for
+// the tests, which check what was issued.
 
 // IdentityOf extracts the client id (subject CN) and role from a verified
 // client leaf. The role comes from the URI SAN "urn:msgbroker:role:<role>";
@@ -66,15 +64,4 @@ func IdentityOf(cert *x509.Certificate) (clientID, role string, err error) {
 	default:
 		return "", "", fmt.Errorf("client certificate for %s carries no role", clientID)
 	}
-}
-
-// Intermediate returns the current client-issuing intermediate and its key,
-// creating or rotating it first when necessary. The signer is for signing
-// (certificates, CRLs) only; never log or serialise it.
-func (i *Issuer) Intermediate(ctx context.Context) (*x509.Certificate, crypto.Signer, error) {
-	kp, err := i.currentIntermediate(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	return kp.cert, kp.key, nil
 }

@@ -114,6 +114,17 @@ func (i *Issuer) rootLocked(ctx context.Context) (*x509.Certificate, []byte, err
 	return root, rootPEM, nil
 }
 
+// Intermediate returns the current client-issuing intermediate and its key,
+// creating or rotating it first when necessary. The signer is for signing
+// (certificates, CRLs) only; never log or serialise it.
+func (i *Issuer) Intermediate(ctx context.Context) (*x509.Certificate, crypto.Signer, error) {
+	kp, err := i.currentIntermediate(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kp.cert, kp.key, nil
+}
+
 // Intermediates returns the current client-issuing intermediate followed by
 // the archived (rotated-out) ones that have not expired yet, newest first:
 // leaves of all of them may still be in use, so this is what a trust bundle
