@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
+	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
 
 // TestBinaryListsEveryModule checks the custom binary registers all of our
@@ -394,5 +396,49 @@ func TestBuildScriptInstallsXcaddyIntoGOBIN(t *testing.T) {
 	modules, err := exec.Command(out, "list-modules").CombinedOutput()
 	if err != nil || !strings.Contains(string(modules), "tls.ca_pool.source.msgbroker") {
 		t.Fatalf("the built binary does not list our modules: %v\n%s", err, modules)
+	}
+}
+
+// TestEmbeddedDefaultServesTheExampleDeviceClients follows the device
+// quick start on Caddyfile.example as an ordinary user: `caddy msgbroker
+// device add`, then the example device clients (Go in RSA and in HPKE
+// mode, the browser client's code under Node) each open a session, send
+// three messages and a duplicate, and close it, against the embedded
+// default's built-in directory and in-process store.
+func TestEmbeddedDefaultServesTheExampleDeviceClients(t *testing.T) {
+	ex := runEmbeddedDefault(t)
+	client := filepath.Join(ex.dir, "device")
+	if out, err := exec.Command("go", "build", "-o", client, "../examples/clients/device").CombinedOutput(); err != nil {
+		t.Fatalf("building the example device client: %v\n%s", err, out)
+	}
+	api := fmt.Sprintf("http://localhost:%d/api", ex.httpPort)
+	runs := map[string][]string{
+		"rsa":  {client, "-api", api, "-key", deviceUser + "phone-rsa", "-mode", "rsa", "-n", "3"},
+		"hpke": {client, "-api", api, "-key", deviceUser + "phone-hpke", "-mode", "hpke", "-n", "3"},
+	}
+	if _, err := exec.LookPath("node"); err == nil {
+		browser := filepath.Join(ex.dir, "browser")
+		if err := os.CopyFS(browser, os.DirFS("../examples/clients/device/browser")); err != nil {
+			t.Fatal(err)
+		}
+		runs["browser"] = []string{"node", filepath.Join(browser, "node.mjs"), api, deviceUser + "phone-browser", "3"}
+	} else if os.Getenv(storagetest.EnvRequireServices) == "1" {
+		t.Fatal("node is required to run the browser client's code")
+	} else {
+		t.Log("node is not installed: the browser client is not run")
+	}
+	for name, args := range runs {
+		ex.cli("msgbroker", "device", "add", deviceUser, "phone-"+name, "--name", "Phone "+name, "--status", "on", "--config", "Caddyfile.example")
+		out := ex.as(args[0], args[1:]...)
+		if !strings.Contains(out, "message 3: duplicate") || !strings.HasSuffix(out, "session closed\n") {
+			t.Errorf("%s client:\n%s", name, out)
+		}
+	}
+	// The devices were added "on": each logout wrote its device back off.
+	list := ex.cli("msgbroker", "device", "list", "--user", deviceUser, "--config", "Caddyfile.example")
+	for name := range runs {
+		if !regexp.MustCompile(`(?m)^` + deviceUser + `\s+phone-` + name + `\s+Phone ` + name + `\s+off\s`).MatchString(list) {
+			t.Errorf("device list lacks phone-%s, off:\n%s", name, list)
+		}
 	}
 }
