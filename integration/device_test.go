@@ -32,10 +32,15 @@ func deviceGateway(t *testing.T, appOptions, deviceOptions string, devices ...st
 }
 
 // deviceGatewayServer is deviceGateway that also returns the server (for
-// its admin endpoint's metrics).
+// its admin endpoint's metrics). Beside /api it serves the browser example
+// client under /device-client/, as the README shows.
 func deviceGatewayServer(t *testing.T, appOptions, deviceOptions string, devices ...string) (*testcaddy.Server, string) {
 	t.Helper()
 	dir, port := t.TempDir(), testcaddy.FreePort(t)
+	browserClient, err := filepath.Abs("../examples/clients/device/browser")
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := testcaddy.Start(t, fmt.Sprintf(`{
 	msgbroker {
 		database sqlite %[1]s/broker.db
@@ -50,8 +55,12 @@ http://127.0.0.1:%[2]d {
 			%[4]s
 		}
 	}
+	handle_path /device-client/* {
+		root * %[5]s
+		file_server
+	}
 }
-`, dir, port, appOptions, deviceOptions))
+`, dir, port, appOptions, deviceOptions, browserClient))
 	db, err := storage.Open(context.Background(), storage.Config{Driver: storage.DriverSQLite, DSN: filepath.Join(dir, "broker.db")})
 	if err != nil {
 		t.Fatal(err)
