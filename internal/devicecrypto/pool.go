@@ -24,11 +24,15 @@ const (
 // the pool, so generation takes at most one core; when the pool runs dry
 // Get generates the key itself, so the answer is slower but still right.
 //
-// The refilling goroutine also encodes each key as a session needs it
-// (PKCS#8 for the session store, the public key's PEM for the device), so
-// the request that takes a key only copies bytes. On Linux its thread runs
-// at a lower scheduling priority (see package lowprio), so requests of the
-// same process are not queued behind key generation.
+// On Linux the keys are generated in a child process (this executable
+// started again, see startWorker) in the SCHED_IDLE class: the kernel
+// gives the gateway's threads the cores first, and the gateway's Go
+// scheduler keeps all its slots, which a goroutine busy generating would
+// hold. The refilling goroutine only waits for the child and encodes each
+// key as a session needs it (PKCS#8 for the session store, the public
+// key's PEM for the device), so the request that takes a key only copies
+// bytes. If the child cannot start or dies, the goroutine generates the
+// keys itself, on its thread of the same class (see package lowprio).
 type KeyPool struct {
 	bits    int
 	keys    chan *PooledKey
@@ -37,6 +41,9 @@ type KeyPool struct {
 	once    sync.Once
 	refills atomic.Uint64
 	misses  atomic.Uint64
+	// workerPID is the generator process's, 0 while the pool generates
+	// in this process.
+	workerPID atomic.Int64
 }
 
 // PooledKey is a key pair of the pool with its encodings.
@@ -74,22 +81,40 @@ func NewKeyPool(size, bits int) (*KeyPool, error) {
 	return p, nil
 }
 
-// refill keeps the pool full until Close.
+// refill keeps the pool full until Close. It takes the keys from a
+// generator process (see startWorker) and, where none can run or it
+// fails, generates them itself.
 func (p *KeyPool) refill() {
 	defer close(p.done)
 	if cap(p.keys) == 0 {
 		return
 	}
 	// The goroutine keeps its (lowered) thread for good; the thread ends
-	// with it.
+	// with it, and the generator process with the thread.
 	lowprio.LockIdleThread()
+	generate := func() (*PooledKey, error) { return newPooledKey(p.bits) }
+	if w, err := startWorker(p.bits); err == nil {
+		p.workerPID.Store(int64(w.pid))
+		defer w.close()
+		generate = func() (*PooledKey, error) {
+			key, err := w.next()
+			if err != nil {
+				// Go on in this process: slower for the gateway,
+				// but the pool stays full.
+				p.workerPID.Store(0)
+				generate = func() (*PooledKey, error) { return newPooledKey(p.bits) }
+				return generate()
+			}
+			return key, nil
+		}
+	}
 	for {
 		select {
 		case <-p.stop:
 			return
 		default:
 		}
-		key, err := newPooledKey(p.bits)
+		key, err := generate()
 		if err != nil {
 			// Only a broken random source fails; Get reports it.
 			return
@@ -113,11 +138,16 @@ func newPooledKey(bits int) (*PooledKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	return encodePooledKey(priv, der)
+}
+
+// encodePooledKey adds the public key's PEM to a key pair and its PKCS#8.
+func encodePooledKey(priv *rsa.PrivateKey, pkcs8 []byte) (*PooledKey, error) {
 	pub, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	return &PooledKey{Private: priv, PKCS8: der, PublicPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))}, nil
+	return &PooledKey{Private: priv, PKCS8: pkcs8, PublicPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))}, nil
 }
 
 // Get returns a key pair that nobody else gets.
