@@ -43,15 +43,7 @@ func TestDeviceExampleRefusesToStartWithoutItsEnvironment(t *testing.T) {
 		}
 	}
 
-	keyringPath := filepath.Join(ex.dir, "keyring.json")
-	if _, _, err := keyring.CreateIfMissing(keyringPath); err != nil {
-		t.Fatal(err)
-	}
-	if os.Geteuid() == 0 {
-		if err := os.Chown(keyringPath, nobodyID, nobodyID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	keyringPath := ex.keyring()
 	errText = run([]string{
 		// Nothing listens there: the servers are only contacted at start.
 		"MSGBROKER_DB_DSN=msgbroker:secret@tcp(127.0.0.1:1)/msgbroker",
@@ -99,15 +91,7 @@ func TestDeviceExampleServesTheExampleClients(t *testing.T) {
 	if err := os.WriteFile(config, []byte(ported), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	keyringPath := filepath.Join(ex.dir, "keyring.json")
-	if _, _, err := keyring.CreateIfMissing(keyringPath); err != nil {
-		t.Fatal(err)
-	}
-	if os.Geteuid() == 0 {
-		if err := os.Chown(keyringPath, nobodyID, nobodyID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	keyringPath := ex.keyring()
 	ex.env = append(ex.env,
 		"MSGBROKER_DB_DSN="+brokerDSN, "MSGBROKER_KEYRING="+keyringPath,
 		"MSGBROKER_HASH_KEY=0123456789abcdef0123456789abcdef",
@@ -273,4 +257,20 @@ func cleanDeviceStream(messages *redis.Client, userID string) {
 	if n, err := messages.XLen(ctx, "device-messages").Result(); err == nil && n == 0 {
 		messages.Del(ctx, "device-messages")
 	}
+}
+
+// keyring creates a keyring file in the example's directory, owned by the
+// user the example runs as, and returns its path.
+func (ex *example) keyring() string {
+	ex.t.Helper()
+	path := filepath.Join(ex.dir, "keyring.json")
+	if _, _, err := keyring.CreateIfMissing(path); err != nil {
+		ex.t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(path, nobodyID, nobodyID); err != nil {
+			ex.t.Fatal(err)
+		}
+	}
+	return path
 }
