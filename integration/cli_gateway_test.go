@@ -51,8 +51,12 @@ func (e *cliEnv) startGateway() *cliGateway {
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the gateway has exited, waitErr then says
+	// how: closed rather than sent on, so that both the start-up loop and
+	// the cleanup see it (a gateway that failed to start hung the cleanup).
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	e.t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {
@@ -69,9 +73,9 @@ func (e *cliEnv) startGateway() *cliGateway {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case err := <-exited:
+		case <-exited:
 			log, _ := os.ReadFile(logFile.Name())
-			e.t.Fatalf("the gateway exited: %v\n%s", err, log)
+			e.t.Fatalf("the gateway exited: %v\n%s", waitErr, log)
 		default:
 		}
 		if g.root == nil {

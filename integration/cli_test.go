@@ -131,6 +131,8 @@ func newCLIEnv(t *testing.T, dialect string) *cliEnv {
 	caddyfile := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	skip_install_trust
+	# No HTTP->HTTPS redirect listener on :80, which only root may bind.
+	auto_https disable_redirects
 	storage file_system %s
 	pki {
 		ca local {
