@@ -142,7 +142,7 @@ func (s *Server) PostLoad(cfgJSON []byte) error {
 	// is never retried). Clients reconnect after a reload; so do tests on
 	// the default transport.
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	return nil
+	return waitForOldListeners(10 * time.Second)
 }
 
 // AdminGet fetches a path from the admin API (e.g. /metrics).
