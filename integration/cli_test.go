@@ -345,17 +345,17 @@ func TestCLIMigrate(t *testing.T) {
 			e.fails(1, "pending migration(s); apply them with 'caddy msgbroker migrate up'", "", "user", "list")
 			var states []struct{ Name, Status string }
 			e.json(&states, "migrate", "status")
-			if len(states) != 6 || slices.ContainsFunc(states, func(s struct{ Name, Status string }) bool { return s.Status != "pending" }) {
+			if len(states) != 7 || slices.ContainsFunc(states, func(s struct{ Name, Status string }) bool { return s.Status != "pending" }) {
 				t.Fatalf("status before up: %+v", states)
 			}
 			res := e.ok("", "migrate", "up")
-			if res.stdout != "Applied 0001_base_schema\nApplied 0002_query_indexes\nApplied 0003_health_probe\nApplied 0004_portal_hardening\nApplied 0005_stats_rollup_audit_indexes\nApplied 0006_stats_shards\n" {
+			if res.stdout != "Applied 0001_base_schema\nApplied 0002_query_indexes\nApplied 0003_health_probe\nApplied 0004_portal_hardening\nApplied 0005_stats_rollup_audit_indexes\nApplied 0006_stats_shards\nApplied 0007_certmagic_long_keys\n" {
 				t.Fatalf("migrate up: %s", res)
 			}
 		} else {
 			// SQLite migrates itself, like the gateway at start.
 			res := e.ok("", "user", "list")
-			if !strings.Contains(res.stderr, "Applied migrations (auto_migrate): 0001_base_schema, 0002_query_indexes, 0003_health_probe, 0004_portal_hardening, 0005_stats_rollup_audit_indexes, 0006_stats_shards") {
+			if !strings.Contains(res.stderr, "Applied migrations (auto_migrate): 0001_base_schema, 0002_query_indexes, 0003_health_probe, 0004_portal_hardening, 0005_stats_rollup_audit_indexes, 0006_stats_shards, 0007_certmagic_long_keys") {
 				t.Fatalf("user list on a new database: %s", res)
 			}
 		}
@@ -364,37 +364,38 @@ func TestCLIMigrate(t *testing.T) {
 		}
 		res := e.ok("", "migrate", "status")
 		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
-		if len(lines) != 7 || !strings.HasPrefix(lines[0], "MIGRATION                        STATUS   APPLIED AT") ||
+		if len(lines) != 8 || !strings.HasPrefix(lines[0], "MIGRATION                        STATUS   APPLIED AT") ||
 			!strings.HasPrefix(lines[1], "0001_base_schema                 applied  20") || !strings.HasPrefix(lines[2], "0002_query_indexes               applied  20") ||
 			!strings.HasPrefix(lines[3], "0003_health_probe                applied  20") ||
 			!strings.HasPrefix(lines[4], "0004_portal_hardening            applied  20") ||
 			!strings.HasPrefix(lines[5], "0005_stats_rollup_audit_indexes  applied  20") ||
-			!strings.HasPrefix(lines[6], "0006_stats_shards                applied  20") {
+			!strings.HasPrefix(lines[6], "0006_stats_shards                applied  20") ||
+			!strings.HasPrefix(lines[7], "0007_certmagic_long_keys         applied  20") {
 			t.Fatalf("migrate status:\n%s", res)
 		}
 
 		e.fails(2, "refusing to proceed without confirmation (stdin is not a terminal; pass --force)", "y\n", "migrate", "down")
-		if applied := cliApplied(t, e); applied != 6 {
-			t.Fatalf("%d migrations applied after a refused rollback, want 6", applied)
+		if applied := cliApplied(t, e); applied != 7 {
+			t.Fatalf("%d migrations applied after a refused rollback, want 7", applied)
 		}
-		if res := e.ok("", "migrate", "down", "--force"); res.stdout != "Rolled back 0006_stats_shards\n" {
+		if res := e.ok("", "migrate", "down", "--force"); res.stdout != "Rolled back 0007_certmagic_long_keys\n" {
 			t.Fatalf("migrate down: %s", res)
 		}
 		states, err := storage.MigrationStatus(ctx, e.db().DB)
-		if err != nil || states[4].Applied != true || states[5].Applied != false {
+		if err != nil || states[5].Applied != true || states[6].Applied != false {
 			t.Fatalf("status after down: %+v, %v", states, err)
 		}
 		var up struct{ Applied []string }
 		e.json(&up, "migrate", "up")
-		if len(up.Applied) != 1 || up.Applied[0] != "0006_stats_shards" {
+		if len(up.Applied) != 1 || up.Applied[0] != "0007_certmagic_long_keys" {
 			t.Fatalf("migrate up --json: %+v", up)
 		}
 		var down struct {
 			RolledBack []string `json:"rolled_back"`
 		}
-		e.json(&down, "migrate", "down", "6", "--force")
-		if len(down.RolledBack) != 6 || cliApplied(t, e) != 0 {
-			t.Fatalf("migrate down 6: %+v, %d applied", down, cliApplied(t, e))
+		e.json(&down, "migrate", "down", "7", "--force")
+		if len(down.RolledBack) != 7 || cliApplied(t, e) != 0 {
+			t.Fatalf("migrate down 7: %+v, %d applied", down, cliApplied(t, e))
 		}
 		cliTableGone(t, e, "users")
 	})

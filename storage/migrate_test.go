@@ -18,7 +18,7 @@ import (
 )
 
 var (
-	allMigrations = []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening", "0005_stats_rollup_audit_indexes", "0006_stats_shards"}
+	allMigrations = []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening", "0005_stats_rollup_audit_indexes", "0006_stats_shards", "0007_certmagic_long_keys"}
 	schemaTables  = []string{
 		"messages", "users", "clients", "audit_log", "refresh_tokens",
 		"devices", "certmagic_data", "certmagic_locks",
@@ -70,6 +70,7 @@ func TestMigrationsUpDownUpCreateAndDropTheSchema(t *testing.T) {
 			rolledBack []string
 			remaining  []string
 		}{
+			{1, []string{"0007_certmagic_long_keys"}, []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening", "0005_stats_rollup_audit_indexes", "0006_stats_shards"}},
 			{1, []string{"0006_stats_shards"}, []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening", "0005_stats_rollup_audit_indexes"}},
 			{1, []string{"0005_stats_rollup_audit_indexes"}, []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe", "0004_portal_hardening"}},
 			{1, []string{"0004_portal_hardening"}, []string{"0001_base_schema", "0002_query_indexes", "0003_health_probe"}},
@@ -96,7 +97,7 @@ func TestMigrationsUpDownUpCreateAndDropTheSchema(t *testing.T) {
 
 		rolledBack, err := storage.MigrateDown(ctx, db, len(allMigrations))
 		mustNoErr(t, err, "MigrateDown all")
-		if want := []string{"0006_stats_shards", "0005_stats_rollup_audit_indexes", "0004_portal_hardening", "0003_health_probe", "0002_query_indexes", "0001_base_schema"}; !slices.Equal(rolledBack, want) {
+		if want := []string{"0007_certmagic_long_keys", "0006_stats_shards", "0005_stats_rollup_audit_indexes", "0004_portal_hardening", "0003_health_probe", "0002_query_indexes", "0001_base_schema"}; !slices.Equal(rolledBack, want) {
 			t.Fatalf("MigrateDown(all) rolled back %v, want %v", rolledBack, want)
 		}
 		assertSchema(t, db, nil)

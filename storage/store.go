@@ -19,6 +19,7 @@ type Store struct {
 	Audit         *AuditRepo
 	RefreshTokens *RefreshTokenRepo
 	Devices       *DeviceRepo
+	CertData      *CertDataRepo
 }
 
 // New returns a Store whose repositories share db.
@@ -31,6 +32,7 @@ func New(db *bun.DB) *Store {
 		Audit:         &AuditRepo{db: db},
 		RefreshTokens: &RefreshTokenRepo{db: db},
 		Devices:       &DeviceRepo{db: db},
+		CertData:      &CertDataRepo{db: db},
 	}
 }
 
