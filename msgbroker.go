@@ -16,6 +16,7 @@ import (
 	_ "github.com/msgbroker/caddy-msgbroker/modules/internalapi"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/portal"
+	_ "github.com/msgbroker/caddy-msgbroker/modules/sqlstorage"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/trustpool"
 	_ "github.com/msgbroker/caddy-msgbroker/modules/verifier"
 )

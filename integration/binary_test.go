@@ -39,6 +39,9 @@ func TestBinaryListsEveryModule(t *testing.T) {
 		"http.handlers.msgbroker_admin",
 		"tls.client_auth.verifier.msgbroker",
 		"tls.ca_pool.source.msgbroker",
+		"http.handlers.msgbroker_device",
+		"caddy.storage.msgbroker_sql",
+		"caddy.listeners.msgbroker_handshakes",
 	} {
 		if !strings.Contains("\n"+string(out), "\n"+id+"\n") {
 			t.Errorf("list-modules does not list %s", id)

@@ -34,6 +34,7 @@ import (
 // Caddyfile, in the background.
 type cliGateway struct {
 	e    *cliEnv
+	port int // of the mTLS listener
 	root *x509.Certificate
 }
 
@@ -42,12 +43,25 @@ type cliGateway struct {
 // on this first start, as for an operator.
 func (e *cliEnv) startGateway() *cliGateway {
 	e.t.Helper()
-	logFile, err := os.Create(filepath.Join(e.dir, "gateway.log"))
+	rootPath := filepath.Join(e.dir, "caddy", "pki", "authorities", "local", "root.crt")
+	return e.startNode("gateway", e.caddyfile, e.mtlsPort, e.env, func() []byte {
+		data, _ := os.ReadFile(rootPath)
+		return data
+	})
+}
+
+// startNode runs `caddy run` of the built binary on caddyfile with env
+// until the test ends, logging to <name>.log, and waits until the CA root
+// (read by root, nil until it exists) is there and the mTLS listener on
+// mtlsPort presents a certificate.
+func (e *cliEnv) startNode(name, caddyfile string, mtlsPort int, env []string, root func() []byte) *cliGateway {
+	e.t.Helper()
+	logFile, err := os.Create(filepath.Join(e.dir, name+".log"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cmd := exec.Command(cliBinary(e.t), "run", "--config", e.caddyfile)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = e.dir, e.env, logFile, logFile
+	cmd := exec.Command(cliBinary(e.t), "run", "--config", caddyfile)
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = e.dir, env, logFile, logFile
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -68,23 +82,22 @@ func (e *cliEnv) startGateway() *cliGateway {
 		logFile.Close()
 	})
 
-	g := &cliGateway{e: e}
-	rootPath := filepath.Join(e.dir, "caddy", "pki", "authorities", "local", "root.crt")
+	g := &cliGateway{e: e, port: mtlsPort}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
 		case <-exited:
 			log, _ := os.ReadFile(logFile.Name())
-			e.t.Fatalf("the gateway exited: %v\n%s", waitErr, log)
+			e.t.Fatalf("the %s exited: %v\n%s", name, waitErr, log)
 		default:
 		}
 		if g.root == nil {
-			if data, err := os.ReadFile(rootPath); err == nil {
+			if data := root(); data != nil {
 				g.root = cliParseCert(e.t, data)
 			}
 		}
 		if g.root != nil {
-			conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", e.mtlsPort), g.tlsConfig(nil))
+			conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", mtlsPort), g.tlsConfig(nil))
 			if err == nil {
 				conn.Close()
 				return g
@@ -92,7 +105,7 @@ func (e *cliEnv) startGateway() *cliGateway {
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(logFile.Name())
-			e.t.Fatalf("the gateway did not come up:\n%s", log)
+			e.t.Fatalf("the %s did not come up:\n%s", name, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -115,7 +128,7 @@ func (g *cliGateway) register(cert *tls.Certificate, body string) (string, error
 	defer client.CloseIdleConnections()
 	id := uuid.NewString()
 	payload, _ := json.Marshal(map[string]string{"message_id": id, "sender_number": "+4915200000000", "message_body": body})
-	resp, err := client.Post(fmt.Sprintf("https://localhost:%d/internal/messages/register", g.e.mtlsPort), "application/json", bytes.NewReader(payload))
+	resp, err := client.Post(fmt.Sprintf("https://localhost:%d/internal/messages/register", g.port), "application/json", bytes.NewReader(payload))
 	if err != nil {
 		return "", err
 	}

@@ -174,12 +174,15 @@ func (r *CertDataRepo) TryLock(ctx context.Context, name, owner string, ttl time
 	if _, err := execWrite(ctx, expired); err != nil {
 		return false, dbError(err, "clearing expired lock %q", name)
 	}
-	_, err := r.db.NewRaw("INSERT INTO certmagic_locks (name, owner, expires_at) VALUES (?, ?, ?)",
-		name, owner, r.clockIn(ttl)).Exec(ctx)
+	_, err := execWrite(ctx, r.db.NewRaw("INSERT INTO certmagic_locks (name, owner, expires_at) VALUES (?, ?, ?)",
+		name, owner, r.clockIn(ttl)))
 	switch {
 	case err == nil:
 		return true, nil
-	case isUniqueViolation(err):
+	case isUniqueViolation(err), isDeadlock(err):
+		// Held by someone else; or, under contention, InnoDB chose this
+		// insert as a deadlock victim even after execWrite's retries:
+		// another node is taking the lock right now.
 		return false, nil
 	default:
 		return false, dbError(err, "taking lock %q", name)

@@ -44,19 +44,32 @@ func (s *resolvedSecrets) in(dir string) {
 	s.devJWTSecretPath = inDir(dir, s.devJWTSecretPath)
 }
 
-// storageInDir moves the root of Caddy's file_system storage under dir, so
-// that the CLI finds the CA where the gateway keeps it. Other storage
+// storageInDir moves the paths of Caddy's storage under dir, so that the
+// CLI finds the CA where the gateway keeps it: the root of file_system
+// storage, and the SQLite file of msgbroker_sql storage. Other storage
 // modules are left as configured.
 func storageInDir(dir string, raw json.RawMessage) json.RawMessage {
 	var fields map[string]any
-	if dir == "" || json.Unmarshal(raw, &fields) != nil || fields["module"] != "file_system" {
+	if dir == "" || json.Unmarshal(raw, &fields) != nil {
 		return raw
 	}
-	root, ok := fields["root"].(string)
-	if !ok {
+	switch fields["module"] {
+	case "file_system":
+		root, ok := fields["root"].(string)
+		if !ok {
+			return raw
+		}
+		fields["root"] = inDir(dir, root)
+	case "msgbroker_sql":
+		db, ok := fields["database"].(map[string]any)
+		dsn, isString := db["dsn"].(string)
+		if !ok || !isString || db["driver"] != storage.DriverSQLite {
+			return raw
+		}
+		db["dsn"] = sqliteDSNInDir(dir, dsn)
+	default:
 		return raw
 	}
-	fields["root"] = inDir(dir, root)
 	out, err := json.Marshal(fields)
 	if err != nil {
 		return raw

@@ -23,7 +23,7 @@ func TestSQLiteDSNInDirMovesOnlyRelativePlainPaths(t *testing.T) {
 	}
 }
 
-func TestStorageInDirMovesOnlyAFileSystemRoot(t *testing.T) {
+func TestStorageInDirMovesOnlyStoragePaths(t *testing.T) {
 	root := func(raw json.RawMessage) string {
 		var s struct{ Root string }
 		_ = json.Unmarshal(raw, &s)
@@ -38,5 +38,26 @@ func TestStorageInDirMovesOnlyAFileSystemRoot(t *testing.T) {
 	redis := json.RawMessage(`{"module":"redis","root":"prefix"}`)
 	if got := storageInDir("/etc/broker", redis); string(got) != string(redis) {
 		t.Errorf("another storage module was changed: %s", got)
+	}
+	dsn := func(raw json.RawMessage) string {
+		var s struct{ Database struct{ DSN string } }
+		_ = json.Unmarshal(raw, &s)
+		return s.Database.DSN
+	}
+	for in, want := range map[string]string{
+		`{"module":"msgbroker_sql","database":{"driver":"sqlite","dsn":"data/msgbroker.db"},"lock_ttl":5000000000}`: "/etc/broker/data/msgbroker.db",
+		`{"module":"msgbroker_sql","database":{"driver":"sqlite","dsn":"/srv/msgbroker.db"}}`:                       "/srv/msgbroker.db",
+		`{"module":"msgbroker_sql","database":{"driver":"mysql","dsn":"u@tcp(db)/x"}}`:                              "u@tcp(db)/x",
+	} {
+		if got := dsn(storageInDir("/etc/broker", json.RawMessage(in))); got != want {
+			t.Errorf("msgbroker_sql %s: DSN became %q, want %q", in, got, want)
+		}
+	}
+	var kept struct {
+		LockTTL int64 `json:"lock_ttl"`
+	}
+	_ = json.Unmarshal(storageInDir("/etc/broker", json.RawMessage(`{"module":"msgbroker_sql","database":{"driver":"sqlite","dsn":"x.db"},"lock_ttl":5000000000}`)), &kept)
+	if kept.LockTTL != 5000000000 {
+		t.Errorf("moving the DSN lost lock_ttl: %+v", kept)
 	}
 }

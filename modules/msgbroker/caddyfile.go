@@ -92,7 +92,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	return caddyfileutil.ParseBlock(d, "msgbroker", caddyfileutil.Options{
 		"database": func(d *caddyfile.Dispenser) (err error) {
-			a.Database, err = parseDatabase(d)
+			a.Database, err = ParseDatabase(d)
 			return err
 		},
 		"redis": func(d *caddyfile.Dispenser) (err error) {
@@ -118,8 +118,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	})
 }
 
-// parseDatabase parses `database <sqlite|mysql> <dsn> [{ … }]`.
-func parseDatabase(d *caddyfile.Dispenser) (*DatabaseConfig, error) {
+// ParseDatabase parses `database <sqlite|mysql> <dsn> [{ … }]`, the app's
+// option, which the storage module takes too.
+func ParseDatabase(d *caddyfile.Dispenser) (*DatabaseConfig, error) {
 	db := new(DatabaseConfig)
 	if !d.Args(&db.Driver, &db.DSN) || d.NextArg() {
 		return nil, d.ArgErr()

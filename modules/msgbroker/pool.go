@@ -38,6 +38,22 @@ func (p *dbLease) release() error {
 	return err
 }
 
+// AcquireDatabase opens cfg's database, or takes a share of the pool that
+// the app or another module of a loaded config holds for the same driver
+// and DSN, and returns its store and the release to call on Cleanup. This
+// is how the storage module, which Caddy provisions before any app, and
+// the app share one connection pool (for SQLite: one writer).
+func AcquireDatabase(ctx context.Context, cfg *DatabaseConfig, logger *zap.Logger) (*storage.Store, func() error, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+	lease, err := acquireDB(ctx, cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return lease.store, lease.release, nil
+}
+
 func acquireDB(ctx context.Context, cfg *DatabaseConfig, logger *zap.Logger) (*dbLease, error) {
 	scfg, err := cfg.storageConfig()
 	if err != nil {

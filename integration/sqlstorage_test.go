@@ -1,0 +1,115 @@
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
+	"github.com/msgbroker/caddy-msgbroker/storage"
+)
+
+// TestTwoNodesShareOneCAThroughTheSQLStorage runs two gateway processes
+// with `storage msgbroker_sql` on one MariaDB database and nothing else in
+// common but the keys: the first creates the pki CA in the database, the
+// second uses it, the CLI issues a client certificate from it, and that
+// certificate registers messages on both nodes. Neither node writes the
+// CA to its own file storage.
+func TestTwoNodesShareOneCAThroughTheSQLStorage(t *testing.T) {
+	e := newCLIEnv(t, storage.DriverMySQL)
+	fileStorage := "storage file_system " + filepath.Join(e.dir, "caddy")
+	sqlStorage := `storage msgbroker_sql {
+		database mysql {env.MSGBROKER_CLI_DSN} {
+			auto_migrate on
+		}
+		lock_ttl 5s
+	}`
+	base, err := os.ReadFile(e.caddyfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(base), fileStorage) {
+		t.Fatalf("the CLI test Caddyfile no longer names its file storage:\n%s", base)
+	}
+	clustered := strings.Replace(string(base), fileStorage, sqlStorage, 1)
+	if err := os.WriteFile(e.caddyfile, []byte(clustered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := func() *storage.Store { return e.db() }
+	root := func() []byte {
+		row, err := db().CertData.Get(context.Background(), "pki/authorities/local/root.crt")
+		if err != nil {
+			return nil
+		}
+		return row.Value
+	}
+
+	a := e.startNode("node-a", e.caddyfile, e.mtlsPort, e.env, root)
+
+	// Node B: other ports and its own Caddy data directory, same database.
+	bPort, bAdmin := testcaddy.FreePort(t), testcaddy.FreePort(t)
+	bConfig := strings.NewReplacer(
+		fmt.Sprintf("admin 127.0.0.1:%d", e.adminPort), fmt.Sprintf("admin 127.0.0.1:%d", bAdmin),
+		fmt.Sprintf("https://localhost:%d", e.mtlsPort), fmt.Sprintf("https://localhost:%d", bPort),
+	).Replace(clustered)
+	if bConfig == clustered {
+		t.Fatal("node B's Caddyfile is node A's")
+	}
+	bFile := filepath.Join(e.dir, "Caddyfile.b")
+	if err := os.WriteFile(bFile, []byte(bConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bEnv := append(append([]string(nil), e.env...),
+		"XDG_DATA_HOME="+filepath.Join(e.dir, "xdg-data-b"), "XDG_CONFIG_HOME="+filepath.Join(e.dir, "xdg-config-b"))
+	b := e.startNode("node-b", bFile, bPort, bEnv, root)
+	if !a.root.Equal(b.root) {
+		t.Fatal("the nodes read different roots")
+	}
+	for name, port := range map[string]int{"node A": e.mtlsPort, "node B": bPort} {
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), a.tlsConfig(nil))
+		if err != nil {
+			t.Fatalf("%s's server certificate does not chain to the root in the database: %v", name, err)
+		}
+		conn.Close()
+	}
+
+	// The CLI issues from the CA in the database.
+	certDir := filepath.Join(e.dir, "certs")
+	e.ok("", "cert", "issue", "proxy-sql", "--role", "proxy", "--out", certDir)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(certDir, "proxy-sql.chain.crt"), filepath.Join(certDir, "proxy-sql.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, node := range map[string]*cliGateway{"node A": a, "node B": b} {
+		if _, err := node.register(&cert, "through "+name); err != nil {
+			t.Errorf("a certificate issued by the CLI, on %s: %v", name, err)
+		}
+	}
+
+	// Everything Caddy stored is in the database; no node wrote a CA file.
+	ctx := context.Background()
+	for _, key := range []string{
+		"pki/authorities/local/root.crt", "pki/authorities/local/root.key",
+		"pki/authorities/local/intermediate.crt", "pki/authorities/local/intermediate.key",
+		"certificates/local/localhost/localhost.crt", "certificates/local/localhost/localhost.key",
+	} {
+		if _, err := db().CertData.Get(ctx, key); err != nil {
+			t.Errorf("%s is not in the database: %v", key, err)
+		}
+	}
+	for _, dir := range []string{filepath.Join(e.dir, "caddy"), filepath.Join(e.dir, "xdg-data", "caddy", "pki"), filepath.Join(e.dir, "xdg-data-b", "caddy", "pki")} {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists (%v): a node used file storage", dir, err)
+		}
+	}
+	// Certificate operations released their locks.
+	var held int
+	if err := db().DB.NewSelect().Table("certmagic_locks").ColumnExpr("COUNT(*)").Scan(ctx, &held); err != nil || held != 0 {
+		t.Errorf("%d storage locks still held after start-up (%v)", held, err)
+	}
+}
