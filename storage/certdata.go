@@ -109,7 +109,7 @@ func (r *CertDataRepo) AnyOf(ctx context.Context, keys []string) (string, error)
 	}
 	var found []string
 	err := r.db.NewSelect().Model((*CertDatum)(nil)).Column("key").
-		Where("? IN (?)", keyColumn, bun.In(keys)).Order("key").Limit(1).Scan(ctx, &found)
+		Where("? IN (?)", keyColumn, bun.List(keys)).Order("key").Limit(1).Scan(ctx, &found)
 	if err != nil {
 		return "", dbError(err, "looking up %v", keys)
 	}

@@ -248,8 +248,9 @@ func ancestors(key string) []string {
 
 // CheckKey refuses what cannot be a storage key or lock name the same way
 // on every database: empty, longer than MaxKeyLength characters, not
-// UTF-8, holding control characters, ending in a space (MySQL's collation
-// would make it equal to the key without), or not a clean slash-separated
+// UTF-8, holding control characters, with a segment ending in a space
+// (MySQL's collation would make a directory "a " equal to "a"), or not a
+// clean slash-separated
 // path (a leading or trailing slash, an empty, "." or ".." segment), which
 // a file system would silently make into another key.
 func CheckKey(key string) error {
@@ -262,8 +263,8 @@ func CheckKey(key string) error {
 		return invalidKey(key, fmt.Sprintf("is longer than %d characters", MaxKeyLength))
 	case strings.IndexFunc(key, unicode.IsControl) >= 0:
 		return invalidKey(key, "holds a control character")
-	case strings.HasSuffix(key, " "):
-		return invalidKey(key, "ends in a space")
+	case strings.HasSuffix(key, " ") || strings.Contains(key, " /"):
+		return invalidKey(key, "has a segment ending in a space")
 	case !cleanPath(key):
 		return invalidKey(key, "is not a clean path (a leading or trailing slash, or an empty, '.' or '..' segment)")
 	}

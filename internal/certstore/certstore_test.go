@@ -275,6 +275,7 @@ func TestRefusesTheSameKeysOnEveryDatabase(t *testing.T) {
 		"DEL":              "a\x7fb",
 		"C1 control":       "a\u0085b",
 		"trailing space":   "certificates/a ",
+		"segment space":    "certificates/a /b",
 		"leading slash":    "/certificates",
 		"trailing slash":   "certificates/",
 		"double slash":     "certificates//a",

@@ -86,17 +86,34 @@ func TestCaddyKeepsItsCAAndCertificatesInTheDatabase(t *testing.T) {
 	if err != nil || !strings.Contains(string(root.Value), "BEGIN CERTIFICATE") {
 		t.Fatalf("the CA root is not in the database: %v", err)
 	}
-	if _, err := store.CertData.Get(context.Background(), "certificates/local/localhost/localhost.crt"); err != nil {
-		t.Errorf("the site's certificate is not in the database: %v", err)
+	// Caddy obtains the site's certificate in the background.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := store.CertData.Get(context.Background(), "certificates/local/localhost/localhost.crt")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the site's certificate is not in the database: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if after := files(t, srv.StorageDir); !slices.Equal(after, before) {
 		t.Errorf("the file storage was written to: %v, before %v", after, before)
 	}
 
 	client := trusting(t, root.Value)
-	resp, err := client.Get(fmt.Sprintf("https://localhost:%d/health", port))
-	if err != nil {
-		t.Fatalf("the site does not serve with the certificate from the database: %v", err)
+	// Stored a moment before it is cached for handshakes.
+	var resp *http.Response
+	for {
+		resp, err = client.Get(fmt.Sprintf("https://localhost:%d/health", port))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the site does not serve with the certificate from the database: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
