@@ -32,7 +32,7 @@ packages="$*"
 if [ -z "$packages" ]; then
 	packages="./internal/broker ./internal/certregistry ./internal/clientca ./internal/devicecrypto
 		./internal/directory ./internal/keyring ./internal/phone ./internal/phpserial ./internal/sessions
-		./internal/strictjson ./internal/tokens ./modules/verifier"
+		./internal/strictjson ./internal/tokens ./internal/certstore ./modules/verifier"
 fi
 gremlins=$(command -v gremlins || echo "$(go env GOPATH)/bin/gremlins")
 if [ ! -x "$gremlins" ]; then
