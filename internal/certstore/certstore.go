@@ -247,28 +247,32 @@ func ancestors(key string) []string {
 }
 
 // CheckKey refuses what cannot be a storage key or lock name the same way
-// on every database: empty, longer than MaxKeyLength characters, not
-// UTF-8, holding control characters, with a segment ending in a space
-// (MySQL's collation would make a directory "a " equal to "a"), or not a
-// clean slash-separated
-// path (a leading or trailing slash, an empty, "." or ".." segment), which
-// a file system would silently make into another key.
+// on every database: see keyRules.
 func CheckKey(key string) error {
-	switch {
-	case key == "":
-		return invalidKey(key, "is empty")
-	case !utf8.ValidString(key):
-		return invalidKey(key, "is not valid UTF-8")
-	case utf8.RuneCountInString(key) > MaxKeyLength:
-		return invalidKey(key, fmt.Sprintf("is longer than %d characters", MaxKeyLength))
-	case strings.IndexFunc(key, unicode.IsControl) >= 0:
-		return invalidKey(key, "holds a control character")
-	case strings.HasSuffix(key, " ") || strings.Contains(key, " /"):
-		return invalidKey(key, "has a segment ending in a space")
-	case !cleanPath(key):
-		return invalidKey(key, "is not a clean path (a leading or trailing slash, or an empty, '.' or '..' segment)")
+	for _, rule := range keyRules {
+		if rule.refuses(key) {
+			return invalidKey(key, rule.why)
+		}
 	}
 	return nil
+}
+
+// keyRules refuse, in order: an empty key; one that is not UTF-8; one
+// longer than MaxKeyLength characters; control characters; a segment
+// ending in a space (MySQL's padded collation would make a directory "a "
+// equal to "a"); and what is not a clean slash-separated path (a leading
+// or trailing slash, an empty, "." or ".." segment), which a file system
+// would silently make into another key.
+var keyRules = []struct {
+	refuses func(key string) bool
+	why     string
+}{
+	{func(k string) bool { return k == "" }, "is empty"},
+	{func(k string) bool { return !utf8.ValidString(k) }, "is not valid UTF-8"},
+	{func(k string) bool { return utf8.RuneCountInString(k) > MaxKeyLength }, fmt.Sprintf("is longer than %d characters", MaxKeyLength)},
+	{func(k string) bool { return strings.IndexFunc(k, unicode.IsControl) >= 0 }, "holds a control character"},
+	{func(k string) bool { return strings.HasSuffix(k, " ") || strings.Contains(k, " /") }, "has a segment ending in a space"},
+	{func(k string) bool { return !cleanPath(k) }, "is not a clean path (a leading or trailing slash, or an empty, '.' or '..' segment)"},
 }
 
 func cleanPath(key string) bool {
@@ -292,13 +296,24 @@ func invalidKey(key, why string) error {
 // tells two runs of the same process apart.
 func ownerPrefix() string {
 	host, err := os.Hostname()
-	if err != nil || host == "" {
+	if err != nil {
+		host = ""
+	}
+	return ownerName(host, os.Getpid(), randomHex(8))
+}
+
+// maxHostInOwner keeps the owner column (255 characters) from overflowing
+// whatever the host name.
+const maxHostInOwner = 100
+
+func ownerName(host string, pid int, random string) string {
+	if host == "" {
 		host = "unknown-host"
 	}
-	if utf8.RuneCountInString(host) > 100 {
-		host = string([]rune(host)[:100])
+	if runes := []rune(host); len(runes) > maxHostInOwner {
+		host = string(runes[:maxHostInOwner])
 	}
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), randomHex(8))
+	return fmt.Sprintf("%s/%d/%s", host, pid, random)
 }
 
 func randomHex(n int) string {

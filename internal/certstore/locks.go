@@ -109,20 +109,30 @@ func (s *Store) keepAlive(ctx context.Context, name string, le *lease) {
 			return
 		case <-tick.C:
 		}
-		extendCtx, cancel := context.WithTimeout(ctx, s.ttl/3)
-		held, err := s.repo.ExtendLock(extendCtx, name, le.owner, s.ttl)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			s.logger.Warn("could not extend a storage lock; retrying", zap.String("lock", name), zap.Error(err))
-		case !held:
-			s.logger.Error("storage lock lost: it expired and another holder may have taken it",
-				zap.String("lock", name), zap.String("owner", le.owner))
+		if !s.extend(ctx, name, le) {
 			return
 		}
 	}
+}
+
+// extend extends the lock once and reports whether to go on: not when it
+// was released meanwhile, nor when it was lost.
+func (s *Store) extend(ctx context.Context, name string, le *lease) bool {
+	extendCtx, cancel := context.WithTimeout(ctx, s.ttl/3)
+	held, err := s.repo.ExtendLock(extendCtx, name, le.owner, s.ttl)
+	cancel()
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		s.logger.Warn("could not extend a storage lock; retrying", zap.String("lock", name), zap.Error(err))
+		return true
+	}
+	if !held {
+		s.logger.Error("storage lock lost: it expired and another holder may have taken it",
+			zap.String("lock", name), zap.String("owner", le.owner))
+	}
+	return held
 }
 
 // Unlock releases the lock name, which this Store must hold.
