@@ -243,3 +243,23 @@ func (r *CertDataRepo) clockIn(ttl time.Duration) any {
 	}
 	return utc(time.Now().Add(ttl))
 }
+
+// Values returns every stored value with its key, in key order. The table
+// holds a deployment's certificates and CA: dozens of rows, read whole
+// only by key rotation.
+func (r *CertDataRepo) Values(ctx context.Context) ([]CertDatum, error) {
+	var rows []CertDatum
+	if err := r.db.NewSelect().Model(&rows).Order("key").Scan(ctx); err != nil {
+		return nil, dbError(err, "reading the certificate storage")
+	}
+	return rows, nil
+}
+
+// ReplaceValue sets the value at key to value if it is still old, keeping
+// its modification time (the content is the same, re-encrypted), and
+// reports whether it did: false when the value changed meanwhile.
+func (r *CertDataRepo) ReplaceValue(ctx context.Context, key string, old, value []byte) (bool, error) {
+	q := r.db.NewUpdate().Model((*CertDatum)(nil)).Set("value = ?", value).
+		Where("? = ?", keyColumn, key).Where("value = ?", old)
+	return r.affectedOne(ctx, q, "re-encrypting %q", key)
+}

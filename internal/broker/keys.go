@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
+	"github.com/msgbroker/caddy-msgbroker/internal/certstore"
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
@@ -59,6 +60,10 @@ type ReencryptResult struct {
 	Reencrypted int64 `json:"reencrypted"`
 	// Remaining is the number of bodies still under older keys.
 	Remaining int64 `json:"remaining"`
+	// StorageValues is the number of values of Caddy's storage in the
+	// database (storage msgbroker_sql with encryption_key_file: the CA's
+	// keys, certificates) re-encrypted under the primary key.
+	StorageValues int `json:"storage_values"`
 }
 
 // Usage lists the keys, oldest first, with the number of bodies each
@@ -206,8 +211,15 @@ func (k *Keys) reencrypt(ctx context.Context, opts ReencryptOptions) (ReencryptR
 	return k.finish(ctx, res)
 }
 
-// finish fills in what is left to do.
+// finish re-encrypts the values of Caddy's storage in the database (a
+// few dozen, so every call does all of them) and fills in what is left to
+// do.
 func (k *Keys) finish(ctx context.Context, res ReencryptResult) (ReencryptResult, error) {
+	resealed, err := certstore.Reseal(ctx, k.Store.CertData, k.Keyring)
+	res.StorageValues = resealed.Moved
+	if err != nil {
+		return res, fmt.Errorf("re-encrypting Caddy's storage: %w", err)
+	}
 	remaining, err := k.Pending(ctx)
 	if err != nil {
 		return res, err
@@ -259,6 +271,17 @@ func (k *Keys) retire(ctx context.Context, keyID string) error {
 			bodies = "1 message body is"
 		}
 		return apperr.New(apperr.Conflict, "key_in_use", "%s still encrypted with key %s; re-encrypt with keys rotate first", bodies, keyID)
+	}
+	usage, err := certstore.KeyUsage(ctx, k.Store.CertData)
+	if err != nil {
+		return fmt.Errorf("counting storage values under key %s: %w", keyID, err)
+	}
+	if n := usage[keyID]; n > 0 {
+		values := fmt.Sprintf("%d values of Caddy's storage (certificates, CA keys) are", n)
+		if n == 1 {
+			values = "1 value of Caddy's storage (certificates, CA keys) is"
+		}
+		return apperr.New(apperr.Conflict, "key_in_use", "%s still encrypted with key %s; re-encrypt with keys rotate first", values, keyID)
 	}
 	onDisk, err := keyring.Load(k.Path)
 	if err != nil {

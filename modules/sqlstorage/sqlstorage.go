@@ -15,6 +15,7 @@
 //			auto_migrate on|off
 //		}
 //		lock_ttl <duration>
+//		encryption_key_file <path>
 //	}
 //
 // The database line is the msgbroker app's own; with the same driver and
@@ -23,6 +24,10 @@
 // module opens its database when provisioned (`caddy validate` connects
 // too) and applies pending migrations then when auto_migrate is on (the
 // default for sqlite; for mysql run `caddy msgbroker migrate up` first).
+//
+// encryption_key_file names the keyring file (normally the app's) that
+// encrypts every value, so that a database dump does not reveal the CA's
+// private keys.
 //
 // lock_ttl (default 30s) is how long a lock survives its holder's last
 // extension; a holder extends it every third of that, so only a node that
@@ -62,6 +67,14 @@ type Storage struct {
 	// at least 3s.
 	LockTTL caddy.Duration `json:"lock_ttl,omitempty"`
 
+	// The keyring file that encrypts every value (AES-256-GCM, bound to
+	// its key), normally the msgbroker app's encryption_key_file, so that
+	// a database dump or backup does not reveal the CA's private keys.
+	// `caddy msgbroker keys rotate` re-encrypts the values with the app's
+	// keyring, and `keys retire` refuses a key that still seals one.
+	// Without it values are stored as given, and a warning says so.
+	EncryptionKeyFile string `json:"encryption_key_file,omitempty"`
+
 	store   *certstore.Store
 	release func() error
 }
@@ -88,7 +101,17 @@ func (s *Storage) Provision(ctx caddy.Context) error {
 	if err := requireCurrentSchema(ctx, store); err != nil {
 		return err
 	}
-	s.store = certstore.New(store.CertData, time.Duration(s.LockTTL), logger)
+	opts := certstore.Options{LockTTL: time.Duration(s.LockTTL), Logger: logger}
+	if s.EncryptionKeyFile == "" {
+		logger.Warn("values are stored unencrypted: set encryption_key_file so that a database dump does not reveal the CA's private keys")
+	} else {
+		sealer, err := openSealer(s.EncryptionKeyFile, logger)
+		if err != nil {
+			return err
+		}
+		opts.Sealer = sealer
+	}
+	s.store = certstore.New(store.CertData, opts)
 	return nil
 }
 
@@ -154,7 +177,8 @@ func (s *Storage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			s.Database, err = msgbroker.ParseDatabase(d)
 			return err
 		},
-		"lock_ttl": caddyfileutil.Duration(&s.LockTTL),
+		"lock_ttl":            caddyfileutil.Duration(&s.LockTTL),
+		"encryption_key_file": caddyfileutil.String(&s.EncryptionKeyFile),
 	})
 	if err != nil {
 		return err
