@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/msgbroker/caddy-msgbroker/internal/certstore"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/internal/testcaddy"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
@@ -19,7 +22,8 @@ import (
 // common but the keys: the first creates the pki CA in the database, the
 // second uses it, the CLI issues a client certificate from it, and that
 // certificate registers messages on both nodes. Neither node writes the
-// CA to its own file storage.
+// CA to its own file storage, and the database holds no private key in the
+// clear.
 func TestTwoNodesShareOneCAThroughTheSQLStorage(t *testing.T) {
 	e := newCLIEnv(t, storage.DriverMySQL)
 	fileStorage := "storage file_system " + filepath.Join(e.dir, "caddy")
@@ -28,6 +32,7 @@ func TestTwoNodesShareOneCAThroughTheSQLStorage(t *testing.T) {
 			auto_migrate on
 		}
 		lock_ttl 5s
+		encryption_key_file ` + e.keyringPath() + `
 	}`
 	base, err := os.ReadFile(e.caddyfile)
 	if err != nil {
@@ -41,12 +46,17 @@ func TestTwoNodesShareOneCAThroughTheSQLStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := func() *storage.Store { return e.db() }
+	kr, err := keyring.Load(e.keyringPath())
+	if err != nil {
+		t.Fatal(err)
+	}
 	root := func() []byte {
-		row, err := db().CertData.Get(context.Background(), "pki/authorities/local/root.crt")
+		sealed := certstore.New(db().CertData, certstore.Options{Sealer: kr})
+		value, err := sealed.Load(context.Background(), "pki/authorities/local/root.crt")
 		if err != nil {
 			return nil
 		}
-		return row.Value
+		return value
 	}
 
 	a := e.startNode("node-a", e.caddyfile, e.mtlsPort, e.env, root)
@@ -106,6 +116,28 @@ func TestTwoNodesShareOneCAThroughTheSQLStorage(t *testing.T) {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s exists (%v): a node used file storage", dir, err)
 		}
+	}
+	// Private keys are sealed with the keyring.
+	for _, key := range []string{"pki/authorities/local/root.key", "pki/authorities/local/intermediate.key", "certificates/local/localhost/localhost.key"} {
+		row, err := db().CertData.Get(ctx, key)
+		if err == nil && (strings.Contains(string(row.Value), "PRIVATE KEY") || !bytes.HasPrefix(row.Value, []byte{1})) {
+			t.Errorf("%s is in the database in the clear", key)
+		}
+	}
+	// keys rotate moves the storage values to the new key, and the CLI
+	// still issues from the CA afterwards.
+	rotated := e.ok("", "keys", "rotate")
+	if !strings.Contains(rotated.stdout, "of Caddy's storage (certificates, CA keys) with key") {
+		t.Errorf("keys rotate did not re-encrypt the storage:\n%s", rotated)
+	}
+	e.ok("", "cert", "issue", "proxy-after-rotation", "--role", "proxy", "--out", filepath.Join(e.dir, "certs-2"))
+	newKeys, err := keyring.Load(e.keyringPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage, err := certstore.KeyUsage(ctx, db().CertData)
+	if err != nil || usage[newKeys.PrimaryID()] == 0 || len(usage) != 1 {
+		t.Errorf("storage values per key after keys rotate: %v, %v; want all under %s", usage, err, newKeys.PrimaryID())
 	}
 	// Certificate operations released their locks.
 	var held int
