@@ -1,13 +1,17 @@
 package integration
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -143,5 +147,93 @@ func TestTwoNodesShareOneCAThroughTheSQLStorage(t *testing.T) {
 	var held int
 	if err := db().DB.NewSelect().Table("certmagic_locks").ColumnExpr("COUNT(*)").Scan(ctx, &held); err != nil || held != 0 {
 		t.Errorf("%d storage locks still held after start-up (%v)", held, err)
+	}
+}
+
+// TestCaddysStorageExportAndImportMoveACAIntoTheDatabase is the migration
+// the README gives for an existing deployment: `caddy storage export` from
+// the file storage, `caddy storage import` into msgbroker_sql; the CA
+// arrives byte for byte, sealed with the keyring.
+func TestCaddysStorageExportAndImportMoveACAIntoTheDatabase(t *testing.T) {
+	bin := cliBinary(t)
+	dir := t.TempDir()
+	env := append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "xdg-data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "xdg-config"))
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("caddy %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	files := filepath.Join(dir, "caddy")
+	write(t, filepath.Join(dir, "Caddyfile.files"), fmt.Sprintf("{\n\tstorage file_system %s\n\tskip_install_trust\n\tpki {\n\t\tca local\n\t}\n}\n", files))
+	run("validate", "--config", "Caddyfile.files") // the pki app makes its CA when provisioned
+	rootFile, err := os.ReadFile(filepath.Join(files, "pki", "authorities", "local", "root.crt"))
+	if err != nil {
+		t.Fatalf("no CA in the file storage: %v", err)
+	}
+
+	keyringPath := filepath.Join(dir, "keyring.json")
+	kr, _, err := keyring.CreateIfMissing(keyringPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(dir, "certs.db")
+	write(t, filepath.Join(dir, "Caddyfile.sql"), fmt.Sprintf("{\n\tstorage msgbroker_sql {\n\t\tdatabase sqlite %s\n\t\tencryption_key_file %s\n\t}\n}\n", dbPath, keyringPath))
+	run("storage", "export", "--config", "Caddyfile.files", "--output", "storage.tar")
+	run("storage", "import", "--config", "Caddyfile.sql", "--input", "storage.tar")
+
+	db, err := storage.Open(context.Background(), storage.Config{Driver: storage.DriverSQLite, DSN: dbPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sealed := certstore.New(storage.New(db).CertData, certstore.Options{Sealer: kr})
+	got, err := sealed.Load(context.Background(), "pki/authorities/local/root.crt")
+	if err != nil || !bytes.Equal(got, rootFile) {
+		t.Fatalf("the imported root = %q, %v; want the file's", got, err)
+	}
+	raw, err := storage.New(db).CertData.Get(context.Background(), "pki/authorities/local/root.key")
+	if err != nil || bytes.Contains(raw.Value, []byte("PRIVATE KEY")) {
+		t.Fatalf("the imported CA key is missing or in the clear: %v", err)
+	}
+	// And back out: export from the database gives the same files.
+	run("storage", "export", "--config", "Caddyfile.sql", "--output", "again.tar")
+	if names := tarNames(t, filepath.Join(dir, "again.tar")); !slices.Contains(names, "pki/authorities/local/root.key") || !slices.Contains(names, "pki/authorities/local/intermediate.crt") {
+		t.Errorf("export from the database lists %v", names)
+	}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tarNames lists the regular files in a tar archive.
+func tarNames(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var names []string
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return names
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			names = append(names, h.Name)
+		}
 	}
 }
