@@ -32,21 +32,18 @@
 package docs
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
 	"github.com/msgbroker/caddy-msgbroker/internal/openapi"
+	"github.com/msgbroker/caddy-msgbroker/internal/webasset"
 )
 
 func init() {
@@ -69,7 +66,7 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 // Handler serves the OpenAPI document and the documentation pages. It has
 // no configuration.
 type Handler struct {
-	content map[string]resource
+	content map[string]webasset.Resource
 }
 
 // CaddyModule returns the Caddy module information.
@@ -90,18 +87,6 @@ func (h *Handler) Provision(caddy.Context) error {
 	return nil
 }
 
-// resource is one answer, prepared once.
-type resource struct {
-	contentType string
-	body        []byte
-	etag        string
-}
-
-func newResource(contentType string, body []byte) resource {
-	sum := sha256.Sum256(body)
-	return resource{contentType: contentType, body: body, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
-}
-
 // contentTypes maps the extensions of the embedded files to media types.
 var contentTypes = map[string]string{
 	".js":      "text/javascript; charset=utf-8",
@@ -113,17 +98,17 @@ var contentTypes = map[string]string{
 
 // loadContent maps each served path to its resource; the hashes of the
 // ~3 MB of assets are computed once per process, not on every reload.
-var loadContent = sync.OnceValues(func() (map[string]resource, error) {
-	content := map[string]resource{
-		"/openapi.json": newResource("application/json", openapi.JSON()),
-		"/openapi.yaml": newResource("application/yaml; charset=utf-8", openapi.YAML()),
+var loadContent = sync.OnceValues(func() (map[string]webasset.Resource, error) {
+	content := map[string]webasset.Resource{
+		"/openapi.json": webasset.New("application/json", openapi.JSON()),
+		"/openapi.yaml": webasset.New("application/yaml; charset=utf-8", openapi.YAML()),
 	}
 	for route, page := range map[string]string{"/docs": "pages/swagger-ui.html", "/redoc": "pages/redoc.html"} {
 		body, err := files.ReadFile(page)
 		if err != nil {
 			return nil, err
 		}
-		content[route] = newResource("text/html; charset=utf-8", body)
+		content[route] = webasset.New("text/html; charset=utf-8", body)
 	}
 	assets, err := files.ReadDir("assets")
 	if err != nil {
@@ -138,7 +123,7 @@ var loadContent = sync.OnceValues(func() (map[string]resource, error) {
 		if !ok {
 			contentType = "application/octet-stream"
 		}
-		content[AssetsPrefix+asset.Name()] = newResource(contentType, body)
+		content[AssetsPrefix+asset.Name()] = webasset.New(contentType, body)
 	}
 	return content, nil
 })
@@ -159,42 +144,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		http.Redirect(w, r, "/docs", http.StatusPermanentRedirect)
 		return nil
 	}
-	header := w.Header()
-	header.Set("Content-Security-Policy", ContentSecurityPolicy)
-	header.Set("X-Content-Type-Options", "nosniff")
-	header.Set("X-Frame-Options", "DENY")
-	header.Set("Referrer-Policy", "no-referrer")
+	webasset.SetPageHeaders(w.Header(), ContentSecurityPolicy)
 	if !ok {
 		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("no documentation at %s", r.URL.Path))
 	}
-	if err := httpapi.RequireRead(w, r); err != nil {
-		return err
-	}
-	header.Set("ETag", res.etag)
-	header.Set("Cache-Control", "no-cache")
-	if etagMatches(r.Header.Get("If-None-Match"), res.etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return nil
-	}
-	header.Set("Content-Type", res.contentType)
-	header.Set("Content-Length", strconv.Itoa(len(res.body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(res.body)
-	}
-	return nil
-}
-
-// etagMatches implements the weak comparison of If-None-Match (RFC 9110
-// 13.1.2) against a strong etag.
-func etagMatches(ifNoneMatch, etag string) bool {
-	for candidate := range strings.SplitSeq(ifNoneMatch, ",") {
-		candidate = strings.TrimPrefix(strings.TrimSpace(candidate), "W/")
-		if candidate == "*" || candidate == etag {
-			return true
-		}
-	}
-	return false
+	return res.Serve(w, r)
 }
 
 // Interface guards
