@@ -99,6 +99,16 @@ func TestEmbeddedDefaultRunsAsAnOrdinaryUser(t *testing.T) {
 	if status := testcaddy.GetJSON(t, adminURL, &refused); status != http.StatusUnauthorized {
 		t.Errorf("GET %s = %d %v, want 401", adminURL, status, refused)
 	}
+	// The web portal: /portal leads to the page.
+	resp, err := http.Get(fmt.Sprintf("http://localhost:%d/portal", ex.httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/portal/app" || !strings.Contains(string(page), "<title>msgbroker portal</title>") {
+		t.Errorf("GET /portal ended at %s with %d", resp.Request.URL, resp.StatusCode)
+	}
 	want := map[int]bool{ex.httpPort: true, ex.mtlsPort: true, ex.adminPort: true}
 	for _, addr := range listeningSockets(t, ex.cmd.Process.Pid) {
 		if !addr.Addr().IsLoopback() || !want[int(addr.Port())] {

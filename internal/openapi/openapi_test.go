@@ -43,6 +43,9 @@ func TestEveryRegisteredRouteIsDocumented(t *testing.T) {
 		"/docs":                          {http.MethodGet, http.MethodHead},
 		"/redoc":                         {http.MethodGet, http.MethodHead},
 		"/docs/assets/{asset}":           {http.MethodGet, http.MethodHead},
+		"/portal":                        {http.MethodGet},
+		"/portal/app":                    {http.MethodGet, http.MethodHead},
+		"/portal/assets/{portalAsset}":   {http.MethodGet, http.MethodHead},
 	}
 	doc := load(t)
 	for path, methods := range routes {
@@ -72,6 +75,7 @@ func TestEveryOperationDeclaresSecurity(t *testing.T) {
 	public := map[string]bool{
 		"/health": true, "/crl": true, "/openapi.json": true, "/openapi.yaml": true,
 		"/docs": true, "/redoc": true, "/docs/assets/{asset}": true, "/api": true,
+		"/portal": true, "/portal/app": true, "/portal/assets/{portalAsset}": true,
 	}
 	doc := load(t)
 	for path, item := range doc.Paths.Map() {

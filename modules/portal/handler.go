@@ -25,9 +25,16 @@
 //
 //	msgbroker_portal
 //
-// Requests outside these paths go to the next handler (the web portal's
-// pages); unknown paths under /portal/auth/, /portal/profile and
-// /portal/messages get a JSON 404.
+// It also serves the web portal, a page over this API for people: GET
+// /portal/app (/portal/ and /portal redirect there) with its script and style sheet
+// under /portal/assets/, embedded in the binary. The page keeps the access
+// token in memory and the refresh token in the cookie; it lists and
+// filters messages, shows one (its body for admins), the profile, and
+// changes the password.
+//
+// Requests outside these paths go to the next handler; unknown paths
+// under /portal/auth/, /portal/profile and /portal/messages get a JSON
+// 404, under /portal/assets/ a 404 error.
 package portal
 
 import (
@@ -44,6 +51,7 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/internal/broker"
 	"github.com/msgbroker/caddy-msgbroker/internal/httpapi"
+	"github.com/msgbroker/caddy-msgbroker/internal/webasset"
 	"github.com/msgbroker/caddy-msgbroker/modules/msgbroker"
 )
 
@@ -57,6 +65,7 @@ func init() {
 type Handler struct {
 	app    *msgbroker.App
 	logger *zap.Logger
+	ui     map[string]webasset.Resource
 }
 
 // CaddyModule returns the Caddy module information.
@@ -75,6 +84,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = app
 	h.logger = ctx.Logger()
+	if h.ui, err = loadUI(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -130,6 +142,9 @@ func match(path string) (rt route, param string, api, ok bool) {
 
 // ServeHTTP routes portal API requests and passes anything else on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if isUIPath(r.URL.Path) {
+		return h.serveUI(w, r)
+	}
 	rt, param, api, ok := match(r.URL.Path)
 	if !api {
 		return next.ServeHTTP(w, r)
