@@ -33,7 +33,8 @@ func productSite(port int) string {
 	handle /api {
 		msgbroker_device
 	}
-	handle /portal/* {
+	@portal path /portal /portal/*
+	handle @portal {
 		msgbroker_portal
 		respond 404
 	}

@@ -114,6 +114,12 @@ var authzMatrix = []authzRow{
 	{route: "HEAD /redoc", want: everyone(http.StatusOK)},
 	{route: "GET /docs/assets/{asset}", path: "/docs/assets/swagger-ui.css", want: everyone(http.StatusOK)},
 	{route: "HEAD /docs/assets/{asset}", path: "/docs/assets/swagger-ui.css", want: everyone(http.StatusOK)},
+	// The web portal's page is public; its data comes from the API below.
+	{route: "GET /portal", want: everyone(http.StatusOK)}, // the 308 to /portal/app, followed
+	{route: "GET /portal/app", want: everyone(http.StatusOK)},
+	{route: "HEAD /portal/app", want: everyone(http.StatusOK)},
+	{route: "GET /portal/assets/{portalAsset}", path: "/portal/assets/app.js", want: everyone(http.StatusOK)},
+	{route: "HEAD /portal/assets/{portalAsset}", path: "/portal/assets/app.css", want: everyone(http.StatusOK)},
 	// The device channel authenticates devices by their key, not callers.
 	{route: "POST /api", want: everyone(http.StatusBadRequest)},
 

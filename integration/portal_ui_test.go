@@ -135,8 +135,27 @@ func (b *portalBrowser) eval(js string) string {
 	return v
 }
 
+// until waits for js to be true. It evaluates again and again rather than
+// with chromedp.Poll, whose evaluation fails outright when a navigation
+// replaces the page's script context under it ("Cannot find context").
 func (b *portalBrowser) until(js string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(15*time.Second))
+	return func(ctx context.Context, target *chromedp.Target) (chromedp.Void, error) {
+		deadline := time.Now().Add(15 * time.Second)
+		var last error
+		for time.Now().Before(deadline) {
+			ok, err := chromedp.Evaluate[bool](js)(ctx, target)
+			if err == nil && ok {
+				return chromedp.Void{}, nil
+			}
+			last = err
+			select {
+			case <-ctx.Done():
+				return chromedp.Void{}, ctx.Err()
+			case <-time.After(25 * time.Millisecond):
+			}
+		}
+		return chromedp.Void{}, fmt.Errorf("%s was not true within 15 s (last error: %v)", js, last)
+	}
 }
 
 func (b *portalBrowser) login(email, password string) {
