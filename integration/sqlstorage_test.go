@@ -139,6 +139,9 @@ func TestTwoNodesShareOneCAThroughTheSQLStorage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if listed := e.ok("", "keys", "list"); !strings.Contains(listed.stdout, "Key "+newKeys.PrimaryID()+" also seals ") {
+		t.Errorf("keys list does not say what the new key seals in the storage:\n%s", listed)
+	}
 	usage, err := certstore.KeyUsage(ctx, db().CertData)
 	if err != nil || usage[newKeys.PrimaryID()] == 0 || len(usage) != 1 {
 		t.Errorf("storage values per key after keys rotate: %v, %v; want all under %s", usage, err, newKeys.PrimaryID())

@@ -37,6 +37,9 @@ type KeyUsage struct {
 	ID       string `json:"id"`
 	Primary  bool   `json:"primary"`
 	Messages int64  `json:"messages"`
+	// StorageValues counts the values of Caddy's storage in the database
+	// (storage msgbroker_sql with encryption_key_file) the key seals.
+	StorageValues int64 `json:"storage_values"`
 }
 
 // ReencryptOptions tune Keys.Reencrypt.
@@ -75,13 +78,17 @@ func (k *Keys) Usage(ctx context.Context) ([]KeyUsage, int64, error) {
 		usage []KeyUsage
 		known int64
 	)
+	sealed, err := certstore.KeyUsage(ctx, k.Store.CertData)
+	if err != nil {
+		return nil, 0, fmt.Errorf("counting storage values per key: %w", err)
+	}
 	for _, id := range k.Keyring.IDs() {
 		n, err := k.Store.Messages.CountByKeyID(ctx, id)
 		if err != nil {
 			return nil, 0, fmt.Errorf("counting bodies under key %s: %w", id, err)
 		}
 		known += n
-		usage = append(usage, KeyUsage{ID: id, Primary: id == primary, Messages: n})
+		usage = append(usage, KeyUsage{ID: id, Primary: id == primary, Messages: n, StorageValues: sealed[id]})
 	}
 	total, err := k.Store.Messages.Total(ctx)
 	if err != nil {

@@ -35,6 +35,11 @@ func TestKeysRotateAndRetireCoverCaddysStorage(t *testing.T) {
 
 		newID, err := f.keys.Add(ctx, testActor)
 		mustOK(t, err)
+		before, _, err := f.keys.Usage(ctx)
+		mustOK(t, err)
+		if len(before) != 2 || before[0].ID != oldID || before[0].StorageValues != 2 || before[1].StorageValues != 0 {
+			t.Fatalf("Usage before rotating = %+v, want the 2 storage values under %s", before, oldID)
+		}
 		res, err := f.keys.Reencrypt(ctx, testActor, broker.ReencryptOptions{MaxBatches: 0})
 		mustOK(t, err)
 		if res.StorageValues != 2 || res.Reencrypted != 1 || res.KeyID != newID {

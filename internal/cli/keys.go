@@ -26,7 +26,9 @@ func keysCommand() *cobra.Command {
 		Use:   "rotate [--batch-size N] [--max-batches N] [--new-key] [--reload]",
 		Short: "Adds a key and re-encrypts every body with it",
 		Long: `Adds a new key to the keyring file (it becomes the primary key, which
-encrypts new bodies) and re-encrypts every stored body with it, in batches.
+encrypts new bodies) and re-encrypts every stored body with it, in batches,
+and the values of Caddy's storage in the database (storage msgbroker_sql
+with encryption_key_file).
 
 The work is resumable: each body is rewritten in one statement, so an
 interruption (Ctrl-C, a crash, --max-batches) leaves every body readable,
@@ -82,6 +84,12 @@ func cmdKeysList(fl caddycmd.Flags) (int, error) {
 		}
 		if err := out.table([]string{"KEY ID", "ROLE", "MESSAGES"}, rows); err != nil {
 			return err
+		}
+		for _, u := range usage {
+			if u.StorageValues > 0 {
+				out.printf("Key %s also seals %s of Caddy's storage (certificates, CA keys).\n",
+					u.ID, plural(u.StorageValues, "value", "values"))
+			}
 		}
 		if unknown > 0 {
 			fmt.Fprintf(out.io.err, "warning: %s under keys this keyring does not hold and cannot be decrypted\n",
