@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -59,14 +61,14 @@ func storageInDir(dir string, raw json.RawMessage) json.RawMessage {
 		if !ok {
 			return raw
 		}
-		fields["root"] = inDir(dir, root)
+		fields["root"] = resolvedIn(dir, root, inDir)
 	case "msgbroker_sql":
 		if keys, ok := fields["encryption_key_file"].(string); ok {
-			fields["encryption_key_file"] = inDir(dir, keys)
+			fields["encryption_key_file"] = resolvedIn(dir, keys, inDir)
 		}
 		db, ok := fields["database"].(map[string]any)
 		if dsn, isString := db["dsn"].(string); ok && isString && db["driver"] == storage.DriverSQLite {
-			db["dsn"] = sqliteDSNInDir(dir, dsn)
+			db["dsn"] = resolvedIn(dir, dsn, sqliteDSNInDir)
 		}
 	default:
 		return raw
@@ -76,6 +78,19 @@ func storageInDir(dir string, raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	return out
+}
+
+// resolvedIn resolves the placeholders of a path from the config, as the
+// module would, before move puts it under dir: a placeholder such as
+// {env.MSGBROKER_KEYRING} is not a relative path, and its value may be an
+// absolute one. A placeholder that does not resolve is left for the
+// module to report.
+func resolvedIn(dir, value string, move func(dir, path string) string) string {
+	resolved, err := caddy.NewReplacer().ReplaceOrErr(value, true, true)
+	if err != nil {
+		return value
+	}
+	return move(dir, resolved)
 }
 
 // describeDatabase names the database for people: the driver and the DSN

@@ -53,6 +53,29 @@ func TestStorageInDirMovesOnlyStoragePaths(t *testing.T) {
 			t.Errorf("msgbroker_sql %s: DSN became %q, want %q", in, got, want)
 		}
 	}
+	// Placeholders are resolved first: an absolute value stays absolute,
+	// a relative one goes under the config's directory, an unset one is
+	// left for the module to report.
+	t.Setenv("MSGBROKER_TEST_KEYRING_ABS", "/run/secrets/keyring.json")
+	t.Setenv("MSGBROKER_TEST_DB_REL", "data/certs.db")
+	in := `{"module":"msgbroker_sql","database":{"driver":"sqlite","dsn":"{env.MSGBROKER_TEST_DB_REL}"},"encryption_key_file":"{env.MSGBROKER_TEST_KEYRING_ABS}"}`
+	var placed struct {
+		File     string `json:"encryption_key_file"`
+		Database struct{ DSN string }
+	}
+	_ = json.Unmarshal(storageInDir("/etc/broker", json.RawMessage(in)), &placed)
+	if placed.File != "/run/secrets/keyring.json" || placed.Database.DSN != "/etc/broker/data/certs.db" {
+		t.Errorf("placeholders became %+v", placed)
+	}
+	unset := `{"module":"msgbroker_sql","database":{"driver":"mysql","dsn":"x"},"encryption_key_file":"{env.MSGBROKER_TEST_UNSET_XYZ}"}`
+	_ = json.Unmarshal(storageInDir("/etc/broker", json.RawMessage(unset)), &placed)
+	if placed.File != "{env.MSGBROKER_TEST_UNSET_XYZ}" {
+		t.Errorf("an unset placeholder became %q", placed.File)
+	}
+	t.Setenv("MSGBROKER_TEST_ROOT_ABS", "/srv/caddy")
+	if got := root(storageInDir("/etc/broker", json.RawMessage(`{"module":"file_system","root":"{env.MSGBROKER_TEST_ROOT_ABS}"}`))); got != "/srv/caddy" {
+		t.Errorf("a file_system root from a placeholder became %q", got)
+	}
 	var kept struct {
 		LockTTL int64 `json:"lock_ttl"`
 	}
