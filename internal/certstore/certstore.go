@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/storage"
 )
 
@@ -148,6 +149,14 @@ func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	if s.sealer == nil {
+		if _, err := keyring.KeyID(row.Value); err == nil {
+			// Sealed by a node with encryption_key_file: handing the
+			// envelope to Caddy as a certificate or key would fail later,
+			// less clearly, and a value Caddy then stores again here
+			// would not decrypt on the nodes that encrypt.
+			return nil, apperr.New(apperr.Unavailable, "storage_value_sealed",
+				"storage key %q is encrypted with the keyring: set encryption_key_file on this node too", key)
+		}
 		return row.Value, nil
 	}
 	value, err := s.sealer.Decrypt(row.Value, AssociatedData(key))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/msgbroker/caddy-msgbroker/internal/apperr"
 	"github.com/msgbroker/caddy-msgbroker/internal/certstore"
+	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 	"github.com/msgbroker/caddy-msgbroker/storage/storagetest"
 )
 
@@ -26,6 +27,7 @@ func FuzzStorageKey(f *testing.F) {
 	} {
 		f.Add(seed, []byte("value"))
 	}
+	f.Add("sealed", []byte("\x01\x02k1012345678901234567890123456789"))
 	s := newStore(storagetest.OpenSQLite(f), 0)
 	f.Fuzz(func(t *testing.T, key string, value []byte) {
 		ctx := t.Context()
@@ -44,7 +46,12 @@ func FuzzStorageKey(f *testing.F) {
 			t.Fatalf("Store(%q) = %v", key, err)
 		}
 		got, err := s.Load(ctx, key)
-		if err != nil || !bytes.Equal(got, value) {
+		if _, envelope := keyring.KeyID(value); envelope == nil {
+			// Looks sealed: a node without the keyring refuses it.
+			if e, ok := apperr.As(err); !ok || e.Code != "storage_value_sealed" {
+				t.Fatalf("Load(%q) of an envelope without a keyring = %v", key, err)
+			}
+		} else if err != nil || !bytes.Equal(got, value) {
 			t.Fatalf("Load(%q) = %q, %v, want %q", key, got, err, value)
 		}
 		info, err := s.Stat(ctx, key)

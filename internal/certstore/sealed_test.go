@@ -41,6 +41,11 @@ func TestSealedValuesAreUnreadableInTheDatabase(t *testing.T) {
 			t.Fatalf("Load = %q, %v", got, err)
 		}
 
+		plainNode := certstore.New(repo, certstore.Options{})
+		_, err = plainNode.Load(ctx, caKey)
+		if e, ok := apperr.As(err); !ok || e.Code != "storage_value_sealed" {
+			t.Errorf("a node without the keyring loading a sealed value = %v, want storage_value_sealed", err)
+		}
 		must(t, repo.Put(ctx, "certificates/local/x/x.key", raw.Value))
 		wantUndecryptable(t, s, "certificates/local/x/x.key", "a sealed value moved to another key")
 		other := certstore.New(repo, certstore.Options{Sealer: newKeyring(t)})

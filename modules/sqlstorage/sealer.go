@@ -3,7 +3,10 @@ package sqlstorage
 import (
 	"errors"
 	"fmt"
+	"os"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -11,20 +14,35 @@ import (
 	"github.com/msgbroker/caddy-msgbroker/internal/keyring"
 )
 
-// fileSealer encrypts with the keyring in a file and reads the file again
-// when a value is sealed under a key it does not hold: `caddy msgbroker
-// keys rotate` adds a key to the file and re-encrypts the values with it
-// while this config runs. It encrypts with the primary key it last read,
-// which keys rotate moves on to the newest at its next run.
+// keyringCheckInterval is how often, at most, encrypting looks whether the
+// keyring file changed: as for message bodies, a node encrypts with a key
+// `caddy msgbroker keys rotate` added within this interval, so nothing is
+// sealed under a key about to be retired.
+const keyringCheckInterval = 2 * time.Second
+
+// fileSealer encrypts with the keyring in a file and follows the file:
+// before encrypting (at most every keyringCheckInterval), and whenever a
+// value is sealed under a key it does not hold (keys rotate re-encrypts
+// the values while this config runs), it reads the file again if it
+// changed.
 type fileSealer struct {
-	path   string
-	ring   atomic.Pointer[keyring.Keyring]
-	logger *zap.Logger
+	path       string
+	ring       atomic.Pointer[keyring.Keyring]
+	logger     *zap.Logger
+	checkEvery time.Duration
+
+	mu      sync.Mutex
+	loaded  os.FileInfo // the file as it was when last read
+	checked time.Time
 }
 
 // openSealer resolves placeholders in path and loads the keyring there.
 func openSealer(path string, logger *zap.Logger) (*fileSealer, error) {
 	resolved, err := caddy.NewReplacer().ReplaceOrErr(path, true, true)
+	if err != nil {
+		return nil, fmt.Errorf("msgbroker_sql storage: encryption_key_file: %w", err)
+	}
+	info, err := os.Stat(resolved)
 	if err != nil {
 		return nil, fmt.Errorf("msgbroker_sql storage: encryption_key_file: %w", err)
 	}
@@ -35,26 +53,46 @@ func openSealer(path string, logger *zap.Logger) (*fileSealer, error) {
 	if err := keyring.CheckPermissions(resolved); err != nil {
 		logger.Warn("keyring file permissions are too open", zap.String("path", resolved), zap.Error(err))
 	}
-	s := &fileSealer{path: resolved, logger: logger}
+	s := &fileSealer{path: resolved, logger: logger, checkEvery: keyringCheckInterval, loaded: info, checked: time.Now()}
 	s.ring.Store(kr)
 	return s, nil
 }
 
 func (s *fileSealer) Encrypt(plaintext, associatedData []byte) ([]byte, error) {
+	s.follow(false)
 	return s.ring.Load().Encrypt(plaintext, associatedData)
 }
 
 func (s *fileSealer) Decrypt(envelope, associatedData []byte) ([]byte, error) {
 	plain, err := s.ring.Load().Decrypt(envelope, associatedData)
-	if !errors.Is(err, keyring.ErrUnknownKey) {
+	if !errors.Is(err, keyring.ErrUnknownKey) || !s.follow(true) {
 		return plain, err
 	}
-	kr, loadErr := keyring.Load(s.path)
-	if loadErr != nil {
-		s.logger.Error("a value is sealed under a key this node does not hold, and the keyring file does not load", zap.Error(loadErr))
-		return nil, err
+	return s.ring.Load().Decrypt(envelope, associatedData)
+}
+
+// follow reads the keyring file again if it changed since it was read,
+// and reports whether it did. Unless now, it looks at most every
+// checkEvery. A file that does not load is reported and the keys in
+// memory stay in use.
+func (s *fileSealer) follow(now bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !now && time.Since(s.checked) < s.checkEvery {
+		return false
 	}
+	s.checked = time.Now()
+	info, err := os.Stat(s.path)
+	if err != nil || (info.ModTime().Equal(s.loaded.ModTime()) && info.Size() == s.loaded.Size()) {
+		return false
+	}
+	kr, err := keyring.Load(s.path)
+	if err != nil {
+		s.logger.Error("keyring file changed but does not load; keeping the keys in memory", zap.String("path", s.path), zap.Error(err))
+		return false
+	}
+	s.loaded = info
 	s.ring.Store(kr)
-	s.logger.Info("keyring reloaded for a value sealed under a new key", zap.String("path", s.path), zap.String("primary_key", kr.PrimaryID()))
-	return kr.Decrypt(envelope, associatedData)
+	s.logger.Info("keyring reloaded", zap.String("path", s.path), zap.String("primary_key", kr.PrimaryID()))
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -63,10 +64,46 @@ func TestSealerReadsTheFileAgainForANewKey(t *testing.T) {
 	if _, err := s.Decrypt(alien, nil); !errors.Is(err, keyring.ErrUnknownKey) {
 		t.Errorf("Decrypt under a key in no file = %v, want ErrUnknownKey", err)
 	}
+	// Encrypting follows the file too, without a value to read first.
+	s.checkEvery = 0
+	third, err := keyring.Generate("third")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.Add(third); err != nil {
+		t.Fatal(err)
+	}
+	if err := keyring.WriteFile(path, kr); err != nil {
+		t.Fatal(err)
+	}
+	if sealed, err := s.Encrypt([]byte("x"), nil); err != nil {
+		t.Fatal(err)
+	} else if id, _ := keyring.KeyID(sealed); id != "third" {
+		t.Errorf("after keys rotate wrote the file, a write is sealed with %q, want the new primary", id)
+	}
+	// Within the interval it does not look.
+	s.checkEvery = time.Hour
+	fourth, _ := keyring.Generate("fourth")
+	_ = kr.Add(fourth)
+	if err := keyring.WriteFile(path, kr); err != nil {
+		t.Fatal(err)
+	}
+	if sealed, _ := s.Encrypt([]byte("x"), nil); mustKeyID(t, sealed) != "third" {
+		t.Error("the file was read again within the check interval")
+	}
 	if _, err := openSealer(filepath.Join(t.TempDir(), "missing.json"), zap.NewNop()); err == nil {
 		t.Error("a missing keyring file was accepted")
 	}
 	if _, err := openSealer("{env.MSGBROKER_TEST_UNSET_KEYRING}", zap.NewNop()); err == nil {
 		t.Error("an unset placeholder was accepted")
 	}
+}
+
+func mustKeyID(t *testing.T, envelope []byte) string {
+	t.Helper()
+	id, err := keyring.KeyID(envelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
