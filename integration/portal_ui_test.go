@@ -184,7 +184,7 @@ func TestPortalPageInABrowser(t *testing.T) {
 	p.createUser("admin@example.com", "admin", "")
 	p.createUser("ops@example.com", "user", "proxy-a")
 	own := p.register("proxy-a", 3)
-	p.register("proxy-b", 2)
+	p.register("proxy-b", 52) // more than a page of 50
 	const markup = `<img src=x onerror="window.pwned=1"><script>window.pwned=2</script> & "quotes"`
 	xss := uuid.NewString()
 	if _, err := p.services().Messages.Register(context.Background(), "proxy-b", broker.RegisterRequest{
@@ -206,7 +206,27 @@ func TestPortalPageInABrowser(t *testing.T) {
 	}
 
 	b.login("admin@example.com", portalPassword)
-	b.do("the admin's list", b.until(rowsJS+` === "6"`))
+	b.do("the admin's first page", b.until(rowsJS+` === "50"`), chromedp.WaitVisible(chromedp.CSS("#more")))
+	// More goes on with the filter its cursor was made for, even when the
+	// form was changed meanwhile, and a double click adds the page once.
+	b.do("the next page", chromedp.SetValue(chromedp.CSS("#filter-q"), "ffff"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("more").click(); document.getElementById("more").click()`),
+		b.until(rowsJS+` === "56"`), b.until(`document.getElementById("more").hidden`))
+	time.Sleep(200 * time.Millisecond)
+	if got := b.eval(rowsJS + ` + "/" + document.getElementById("error").hidden`); got != "56/true" {
+		t.Errorf("after More twice: rows/no error = %s, want 56/true", got)
+	}
+	// Requests that find the access token expired at once share one
+	// refresh: a second use of the spent refresh token would end the
+	// session.
+	concurrent, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`accessToken = "expired"; Promise.all([
+		call("GET", "/portal/profile"), call("GET", "/portal/profile"), call("GET", "/portal/messages?limit=1")
+	]).then(() => call("GET", "/portal/profile")).then(() => "ok", (e) => "failed: " + e.message)`, chromedp.EvalAwaitPromise))
+	if err != nil || concurrent != "ok" {
+		t.Errorf("three requests with an expired token at once: %q, %v", concurrent, err)
+	}
+	b.do("back to the whole list", chromedp.Evaluate[chromedp.Void](`document.getElementById("filter-q").value = ""`),
+		chromedp.Click(chromedp.CSS("#filter-form button")), b.until(rowsJS+` === "50"`))
 	if got := b.eval(`document.getElementById("who").textContent`); got != "admin@example.com (admin)" {
 		t.Errorf("signed in as %q", got)
 	}
@@ -237,8 +257,13 @@ func TestPortalPageInABrowser(t *testing.T) {
 		b.until(`!document.getElementById("pw-done").hidden`))
 
 	// A new load of the page (not a fragment change, which keeps it).
-	b.do("opening the page again stays signed in", chromedp.Navigate("about:blank"), chromedp.Navigate(b.page+"/app"), b.until(rowsJS+` === "6"`))
+	b.do("opening the page again stays signed in", chromedp.Navigate("about:blank"), chromedp.Navigate(b.page+"/app"), b.until(rowsJS+` === "50"`))
+	b.do("a message shown before logging out", chromedp.Evaluate[chromedp.Void](`location.hash = "#/messages/`+xss+`"`),
+		chromedp.WaitVisible(chromedp.CSS("#m-decrypt")), chromedp.Click(chromedp.CSS("#m-decrypt")), b.until(`!document.getElementById("m-body").hidden`))
 	b.do("logging out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	if got := b.eval(`[` + rowsJS + `, document.getElementById("m-body").textContent, document.getElementById("m-fields").textContent, document.getElementById("who").textContent].join("|")`); got != "0|||" {
+		t.Errorf("after logging out the page still holds %q", got)
+	}
 	b.do("opening the page after the logout asks to log in", chromedp.Navigate("about:blank"), chromedp.Navigate(b.page+"/app"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	if got := b.eval(`String(document.getElementById("messages-view").hidden)`); got != "true" {
 		t.Error("the list shows after the logout")

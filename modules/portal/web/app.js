@@ -13,7 +13,10 @@ const pageSize = 50;
 
 let accessToken = null;
 let profile = null;
-let nextCursor = "";
+// The list's next page: its cursor and the filter it was made for (a
+// cursor is only valid with its own filter).
+let nextPage = null;
+let renewing = null;
 
 const $ = (id) => document.getElementById(id);
 
@@ -48,22 +51,42 @@ async function call(method, path, body, auth = true, retried = false) {
   }
   if (resp.ok) return data;
   const err = new APIError(resp.status, data?.error?.code ?? "error", data?.error?.message ?? `HTTP ${resp.status}`);
-  if (auth && resp.status === 401 && !retried && (await renew())) {
+  if (auth && resp.status === 401 && !retried && (await renewAfter(headers.Authorization))) {
     return call(method, path, body, auth, true);
   }
   throw err;
 }
 
-// renew gets a new access token through the refresh cookie.
-async function renew() {
-  try {
-    const pair = await call("POST", "/portal/auth/refresh", undefined, false);
-    accessToken = pair.access_token;
-    return true;
-  } catch {
-    accessToken = null;
-    return false;
+// renew gets a new access token through the refresh cookie. A refresh
+// token is spent by its use, and the API takes a second use for theft and
+// ends the session; so requests that need a new token at once share one
+// refresh, and tabs of the same browser take turns (Web Locks), each one
+// using the cookie the previous one left.
+function renew() {
+  if (!renewing) {
+    const refresh = async () => {
+      try {
+        const pair = await call("POST", "/portal/auth/refresh", undefined, false);
+        accessToken = pair.access_token;
+        return true;
+      } catch {
+        accessToken = null;
+        return false;
+      }
+    };
+    const turn = navigator.locks ? navigator.locks.request("msgbroker-portal-refresh", refresh) : refresh();
+    renewing = turn.finally(() => {
+      renewing = null;
+    });
   }
+  return renewing;
+}
+
+// renewAfter renews the access token unless another request already did
+// while this one was answered with 401.
+async function renewAfter(usedAuthorization) {
+  if (accessToken && "Bearer " + accessToken !== usedAuthorization) return true;
+  return renew();
 }
 
 function showError(err) {
@@ -90,9 +113,20 @@ async function signedIn() {
   await route();
 }
 
+// signedOut forgets the session and everything it showed: on a shared
+// computer the next person must not find the last one's messages in the
+// page.
 function signedOut() {
   accessToken = null;
   profile = null;
+  nextPage = null;
+  $("messages").tBodies[0].replaceChildren();
+  for (const id of ["m-fields", "p-fields"]) $(id).replaceChildren();
+  for (const id of ["m-id", "m-body", "who"]) $(id).textContent = "";
+  $("m-body").hidden = true;
+  $("filter-q").value = "";
+  $("filter-status").value = "";
+  $("more").hidden = true;
   showView("login-view");
 }
 
@@ -106,7 +140,7 @@ async function route() {
     } else if (hash === "#/profile") {
       showProfile();
     } else {
-      await listMessages(true);
+      await listMessages(false);
     }
   } catch (err) {
     if (err.status === 401) return signedOut();
@@ -125,20 +159,26 @@ function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
 }
 
-async function listMessages(fresh) {
+// listMessages shows the first page of the list under the filter in the
+// form, or (more) appends the next page of the list shown.
+async function listMessages(more) {
   showView("messages-view");
   const tbody = $("messages").tBodies[0];
-  if (fresh) {
-    tbody.replaceChildren();
-    nextCursor = "";
+  let params;
+  if (more && nextPage) {
+    params = new URLSearchParams(nextPage.filter);
+    params.set("cursor", nextPage.cursor);
+  } else {
+    params = new URLSearchParams({ limit: String(pageSize) });
+    const status = $("filter-status").value;
+    const q = $("filter-q").value.trim();
+    if (status) params.set("status", status);
+    if (q) params.set("q", q);
   }
-  const params = new URLSearchParams({ limit: String(pageSize) });
-  const status = $("filter-status").value;
-  const q = $("filter-q").value.trim();
-  if (status) params.set("status", status);
-  if (q) params.set("q", q);
-  if (nextCursor) params.set("cursor", nextCursor);
+  const filter = new URLSearchParams(params);
+  filter.delete("cursor");
   const page = await call("GET", "/portal/messages?" + params);
+  if (!more) tbody.replaceChildren();
   for (const m of page.items) {
     const row = document.createElement("tr");
     cell(row, when(m.queued_at));
@@ -152,8 +192,8 @@ async function listMessages(fresh) {
     cell(row, String(m.attempts));
     tbody.appendChild(row);
   }
-  nextCursor = page.next_cursor || "";
-  $("more").hidden = !nextCursor;
+  nextPage = page.next_cursor ? { cursor: page.next_cursor, filter: filter.toString() } : null;
+  $("more").hidden = !nextPage;
   $("messages-empty").hidden = tbody.rows.length > 0;
 }
 
@@ -235,7 +275,7 @@ onSubmit("login-form", async () => {
   await signedIn();
 });
 
-onSubmit("filter-form", () => listMessages(true));
+onSubmit("filter-form", () => listMessages(false));
 
 onSubmit("password-form", async () => {
   const pair = await call("PUT", "/portal/profile/password", {
@@ -250,10 +290,15 @@ onSubmit("password-form", async () => {
 });
 
 $("more").addEventListener("click", async () => {
+  const button = $("more");
+  if (button.disabled) return;
+  button.disabled = true; // a double click must not append a page twice
   try {
-    await listMessages(false);
+    await listMessages(true);
   } catch (err) {
     showError(err);
+  } finally {
+    button.disabled = false;
   }
 });
 
