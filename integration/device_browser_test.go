@@ -22,7 +22,6 @@ import (
 // and checks both the page's log and the gateway's side: its message
 // counters, and with Redis the three records stored.
 func TestDeviceBrowserPageCompletesASession(t *testing.T) {
-	chromium := requireTool(t, "chromium", "apt-get install chromium")
 	for _, store := range []string{"memory", "redis"} {
 		t.Run(store, func(t *testing.T) {
 			device := "browser-" + strings.ToLower(rand.Text()[:8])
@@ -63,7 +62,7 @@ func TestDeviceBrowserPageCompletesASession(t *testing.T) {
 			}
 			delivered, duplicates := counted("delivered"), counted("duplicate")
 
-			got := runBrowserSession(t, chromium, strings.TrimSuffix(api, "/api")+"/device-client/index.html", deviceUser+device, 3)
+			got := runBrowserSession(t, strings.TrimSuffix(api, "/api")+"/device-client/index.html", deviceUser+device, 3)
 			want := fmt.Sprintf("session opened for \"device %s\" (rsa)\nmessage 0: delivered\nmessage 1: delivered\nmessage 2: delivered\nmessage 3: duplicate\nsession closed\n", device)
 			if got != want {
 				t.Fatalf("the page logged\n%s\nwant\n%s", got, want)
@@ -84,21 +83,9 @@ func TestDeviceBrowserPageCompletesASession(t *testing.T) {
 // runBrowserSession loads page in headless Chromium, fills in the form
 // (key and message count), submits it and returns the page's log once it
 // says the session closed or failed.
-func runBrowserSession(t *testing.T, chromium, page, key string, n int) string {
+func runBrowserSession(t *testing.T, page, key string, n int) string {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelTimeout()
+	ctx := chromiumContext(t, 60*time.Second)
 
 	const logText = `document.getElementById("log").textContent`
 	err := chromedp.Do(ctx,

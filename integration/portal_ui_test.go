@@ -102,19 +102,7 @@ type portalBrowser struct {
 
 func newPortalBrowser(t *testing.T, page string) *portalBrowser {
 	t.Helper()
-	chromium := requireTool(t, "chromium", "apt-get install chromium")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
-	return &portalBrowser{t: t, ctx: ctx, page: page}
+	return &portalBrowser{t: t, ctx: chromiumContext(t, 90*time.Second), page: page}
 }
 
 // do runs actions, failing the test with what the page shows.
