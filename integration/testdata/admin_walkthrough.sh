@@ -48,8 +48,10 @@ echo "refused"
 
 step "the CRL lists it, and openssl verifies the CRL's signature"
 curl -sSf --cacert "$CACERT" -H "$AUTH" "$ADMIN/admin/crl" -o crl.der
-sed -n '/BEGIN/,/END/p' proxy-9.chain.crt | awk 'n>=1{print} /END CERTIFICATE/{n++}' > issuers.crt
-cat ca.crt >> issuers.crt   # the client-issuing intermediate and the root
+# As the README: everything after the leaf. (An earlier `sed '/BEGIN/,/END/'`
+# here cut a certificate whenever a base64 line happened to contain "END".)
+awk 'n>=1{print} /END CERTIFICATE/{n++}' proxy-9.chain.crt > issuers.crt  # the intermediate
+cat ca.crt >> issuers.crt                                                 # and the root
 openssl crl -inform DER -in crl.der -CAfile issuers.crt -noout -verify
 # openssl prints a serial with an even number of digits (06C7…); the API without leading zeros (6c7…)
 openssl crl -inform DER -in crl.der -noout -text | grep -i -A2 "serial number: *0*$SERIAL\$"
