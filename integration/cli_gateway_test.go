@@ -342,7 +342,7 @@ func TestCLICertificatesMessagesAndKeysWithARunningGateway(t *testing.T) {
 		oldKey := cliKeyring(t, e).PrimaryID()
 		res = e.ok("", "keys", "rotate", "--batch-size", "1", "--max-batches", "2", "--reload")
 		newKey := cliKeyring(t, e).PrimaryID()
-		if newKey == oldKey || !strings.Contains(res.stderr, "Added key "+newKey) || !strings.Contains(res.stderr, "Reloaded the running gateway") ||
+		if newKey == oldKey || !strings.Contains(res.stderr, "Added key "+newKey) || !strings.Contains(res.stderr, fmt.Sprintf("Reloaded the running gateway at 127.0.0.1:%d.", e.adminPort)) ||
 			res.stdout != "Re-encrypted 2 bodies with key "+newKey+".\n3 bodies remain under older keys; run 'caddy msgbroker keys rotate' again to continue.\n" {
 			t.Fatalf("keys rotate --max-batches 2: %s", res)
 		}

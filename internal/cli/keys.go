@@ -127,10 +127,13 @@ func cmdKeysRotate(fl caddycmd.Flags) (int, error) {
 		// Reloading on a resumed run too lets an operator whose first
 		// reload failed fix it and simply run the command again.
 		if fl.Bool("reload") {
-			if err := reloadGateway(fl); err != nil {
+			addr, err := reloadGateway(fl)
+			if err != nil {
 				return fmt.Errorf("the gateway did not reload, so no body was re-encrypted; fix this and run 'keys rotate --reload' again: %w", err)
 			}
-			fmt.Fprintln(out.io.err, "Reloaded the running gateway.")
+			// The address says which gateway: the config's admin address,
+			// which a wrong environment can point at another one.
+			fmt.Fprintf(out.io.err, "Reloaded the running gateway at %s.\n", addr)
 		} else if added != "" {
 			fmt.Fprintln(out.io.err, "Running gateways switch to it within 2 seconds, without a reload.")
 		}
@@ -175,14 +178,14 @@ func bodies(n int64) string { return plural(n, "body", "bodies") }
 // reloadGateway makes the gateway at the config's admin address load the
 // config again, as `caddy reload --force` does, so it reads the keyring
 // file anew.
-func reloadGateway(fl caddycmd.Flags) error {
+func reloadGateway(fl caddycmd.Flags) (string, error) {
 	cfgJSON, configFile, adapter, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
 	if err != nil {
-		return err
+		return "", err
 	}
 	addr, err := caddycmd.DetermineAdminAPIAddress("", cfgJSON, configFile, adapter)
 	if err != nil {
-		return err
+		return "", err
 	}
 	headers := make(http.Header)
 	headers.Set("Cache-Control", "must-revalidate")
@@ -190,9 +193,9 @@ func reloadGateway(fl caddycmd.Flags) error {
 	headers.Set("Caddy-Config-Source-Adapter", adapter)
 	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodPost, "/load", headers, bytes.NewReader(cfgJSON))
 	if err != nil {
-		return fmt.Errorf("reloading the gateway at %s: %w", addr, err)
+		return addr, fmt.Errorf("reloading the gateway at %s: %w", addr, err)
 	}
-	return resp.Body.Close()
+	return addr, resp.Body.Close()
 }
 
 func cmdKeysRetire(fl caddycmd.Flags) (int, error) {

@@ -3,6 +3,8 @@ package msgbroker
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -54,6 +56,22 @@ func AcquireDatabase(ctx context.Context, cfg *DatabaseConfig, logger *zap.Logge
 	return lease.store, lease.release, nil
 }
 
+// sqliteFile is the absolute path of a SQLite database given by a plain
+// path, which a log should name: a relative DSN means the working
+// directory, and a command run from elsewhere (`caddy storage export`)
+// opens another file than the gateway. Empty for anything else.
+func sqliteFile(cfg storage.Config) string {
+	path, _, _ := strings.Cut(cfg.DSN, "?")
+	if cfg.Driver != storage.DriverSQLite || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return ""
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	return abs
+}
+
 func acquireDB(ctx context.Context, cfg *DatabaseConfig, logger *zap.Logger) (*dbLease, error) {
 	scfg, err := cfg.storageConfig()
 	if err != nil {
@@ -69,7 +87,7 @@ func acquireDB(ctx context.Context, cfg *DatabaseConfig, logger *zap.Logger) (*d
 	res := val.(*sharedDB)
 	if !loaded {
 		logger.Info("database opened", zap.String("driver", scfg.Driver),
-			zap.String("dsn", storage.RedactDSN(scfg.Driver, scfg.DSN)))
+			zap.String("dsn", storage.RedactDSN(scfg.Driver, scfg.DSN)), zap.String("file", sqliteFile(scfg)))
 	} else if err := res.reconfigure(ctx, scfg, cfg.autoMigrate(), logger); err != nil {
 		_, _ = pool.Delete(key)
 		return nil, err

@@ -43,6 +43,11 @@ func openSealer(path string, logger *zap.Logger) (*fileSealer, error) {
 		return nil, fmt.Errorf("msgbroker_sql storage: encryption_key_file: %w", err)
 	}
 	info, err := os.Stat(resolved)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("msgbroker_sql storage: encryption_key_file %s does not exist. Caddy sets up its storage "+
+			"before any app, so a keyring the msgbroker app's dev_keys would create is not there on the first start: "+
+			"create it first: a JSON file of mode 0600 with one key from openssl rand -base64 32 (README: Keyring file)", resolved)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("msgbroker_sql storage: encryption_key_file: %w", err)
 	}

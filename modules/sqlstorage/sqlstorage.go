@@ -42,6 +42,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/msgbroker/caddy-msgbroker/internal/caddyfileutil"
 	"github.com/msgbroker/caddy-msgbroker/internal/certstore"
@@ -92,7 +94,9 @@ func (s *Storage) Provision(ctx caddy.Context) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	logger := ctx.Logger()
+	// Caddy's storage commands (`caddy storage export`) log with stack
+	// traces from the warning level up; ours say what to do without one.
+	logger := ctx.Logger().WithOptions(zap.AddStacktrace(zapcore.FatalLevel))
 	store, release, err := msgbroker.AcquireDatabase(ctx, s.Database, logger)
 	if err != nil {
 		return fmt.Errorf("msgbroker_sql storage: %w", err)
