@@ -37,9 +37,10 @@ var webFiles embed.FS
 var loadUI = sync.OnceValues(func() (map[string]webasset.Resource, error) {
 	ui := map[string]webasset.Resource{}
 	for path, file := range map[string]struct{ name, contentType string }{
-		UIPath:                     {"web/index.html", "text/html; charset=utf-8"},
-		UIAssetsPrefix + "app.js":  {"web/app.js", "text/javascript; charset=utf-8"},
-		UIAssetsPrefix + "app.css": {"web/app.css", "text/css; charset=utf-8"},
+		UIPath:                         {"web/index.html", "text/html; charset=utf-8"},
+		UIAssetsPrefix + "app.js":      {"web/app.js", "text/javascript; charset=utf-8"},
+		UIAssetsPrefix + "app.css":     {"web/app.css", "text/css; charset=utf-8"},
+		UIAssetsPrefix + "favicon.svg": {"web/favicon.svg", "image/svg+xml"},
 	} {
 		body, err := webFiles.ReadFile(file.name)
 		if err != nil {
