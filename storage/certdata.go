@@ -198,13 +198,13 @@ func (r *CertDataRepo) ExtendLock(ctx context.Context, name, owner string, ttl t
 	}
 	q := r.db.NewUpdate().Model((*certLock)(nil)).Set("expires_at = "+later, r.clockIn(ttl)).
 		Where("name = ?", name).Where("owner = ?", owner)
-	return r.affectedOne(ctx, q, "extending lock %q", name)
+	return r.writeOne(ctx, q, "extending lock %q", name)
 }
 
 // Unlock releases owner's lock name and reports whether owner held it.
 func (r *CertDataRepo) Unlock(ctx context.Context, name, owner string) (bool, error) {
 	q := r.db.NewDelete().Model((*certLock)(nil)).Where("name = ?", name).Where("owner = ?", owner)
-	return r.affectedOne(ctx, q, "releasing lock %q", name)
+	return r.writeOne(ctx, q, "releasing lock %q", name)
 }
 
 // LockHolder returns who holds the lock name and until when, or ErrNotFound.
@@ -216,16 +216,18 @@ func (r *CertDataRepo) LockHolder(ctx context.Context, name string) (owner strin
 	return row.Owner, row.ExpiresAt, nil
 }
 
-func (r *CertDataRepo) affectedOne(ctx context.Context, q execer, format string, args ...any) (bool, error) {
+// writeOne runs a write of one row by its key and reports whether it
+// touched it.
+func (r *CertDataRepo) writeOne(ctx context.Context, q execer, format string, args ...any) (bool, error) {
 	res, err := execWrite(ctx, q)
 	if err != nil {
 		return false, dbError(err, format, args...)
 	}
-	n, err := res.RowsAffected()
+	ok, err := affectedOne(res)
 	if err != nil {
 		return false, dbError(err, format, args...)
 	}
-	return n == 1, nil
+	return ok, nil
 }
 
 // clockNow is the current time by the clock that decides lock expiry.
@@ -261,5 +263,5 @@ func (r *CertDataRepo) Values(ctx context.Context) ([]CertDatum, error) {
 func (r *CertDataRepo) ReplaceValue(ctx context.Context, key string, old, value []byte) (bool, error) {
 	q := r.db.NewUpdate().Model((*CertDatum)(nil)).Set("value = ?", value).
 		Where("? = ?", keyColumn, key).Where("value = ?", old)
-	return r.affectedOne(ctx, q, "re-encrypting %q", key)
+	return r.writeOne(ctx, q, "re-encrypting %q", key)
 }

@@ -162,6 +162,22 @@ func MigrationStatus(ctx context.Context, db *bun.DB) ([]MigrationState, error) 
 	return states, nil
 }
 
+// PendingMigrations counts the migrations of this binary not applied to
+// db yet.
+func PendingMigrations(ctx context.Context, db *bun.DB) (int, error) {
+	states, err := MigrationStatus(ctx, db)
+	if err != nil {
+		return 0, err
+	}
+	pending := 0
+	for _, s := range states {
+		if !s.Applied {
+			pending++
+		}
+	}
+	return pending, nil
+}
+
 // loadMigrations discovers the embedded migrations for db's dialect.
 func loadMigrations(db *bun.DB) (*migrate.Migrations, error) {
 	name := Dialect(db)

@@ -364,3 +364,25 @@ func TestModelsMatchTheMigratedSchema(t *testing.T) {
 		}
 	})
 }
+
+func TestPendingMigrationsCountsWhatIsNotApplied(t *testing.T) {
+	eachConfig(t, func(t *testing.T, cfg storage.Config) {
+		ctx := testContext(t)
+		db := openDB(t, cfg)
+		for _, step := range []struct {
+			do   func() error
+			want int
+		}{
+			{func() error { return nil }, len(allMigrations)},
+			{func() error { _, err := storage.Migrate(ctx, db); return err }, 0},
+			{func() error { _, err := storage.MigrateDown(ctx, db, 2); return err }, 2},
+		} {
+			mustNoErr(t, step.do(), "migrating")
+			n, err := storage.PendingMigrations(ctx, db)
+			mustNoErr(t, err, "PendingMigrations")
+			if n != step.want {
+				t.Errorf("PendingMigrations = %d, want %d", n, step.want)
+			}
+		}
+	})
+}

@@ -131,9 +131,14 @@ func (s *Store) refuseShapeChange(ctx context.Context, key string) error {
 		return err
 	}
 	if isDir {
-		return apperr.New(apperr.Conflict, "storage_key_conflict", "storage key %q is a directory", key)
+		return errIsDirectory(key)
 	}
 	return nil
+}
+
+// errIsDirectory refuses to treat a directory as a value.
+func errIsDirectory(key string) error {
+	return apperr.New(apperr.Conflict, "storage_key_conflict", "storage key %q is a directory", key)
 }
 
 // Load returns the value at key; fs.ErrNotExist when there is none.
@@ -174,7 +179,7 @@ func (s *Store) missing(ctx context.Context, key string) error {
 		return err
 	}
 	if isDir {
-		return apperr.New(apperr.Conflict, "storage_key_conflict", "storage key %q is a directory", key)
+		return errIsDirectory(key)
 	}
 	return fmt.Errorf("storage key %q: %w", key, fs.ErrNotExist)
 }

@@ -52,9 +52,6 @@ func (l *leases) get(name string) *lease {
 // ctx ends. Another goroutine of this process asking for the same name
 // waits like another node would.
 func (s *Store) Lock(ctx context.Context, name string) error {
-	if err := CheckKey(name); err != nil {
-		return err
-	}
 	wait := s.pollInterval()
 	for {
 		ok, err := s.TryLock(ctx, name)

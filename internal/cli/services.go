@@ -97,15 +97,9 @@ func openServices(ctx context.Context, fl caddycmd.Flags, what opening) (*msgbro
 }
 
 func ensureSchema(ctx context.Context, off *msgbroker.Services) error {
-	states, err := storage.MigrationStatus(ctx, off.Store.DB)
+	pending, err := storage.PendingMigrations(ctx, off.Store.DB)
 	if err != nil {
 		return err
-	}
-	pending := 0
-	for _, s := range states {
-		if !s.Applied {
-			pending++
-		}
 	}
 	if pending == 0 {
 		return nil

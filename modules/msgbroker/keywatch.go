@@ -2,7 +2,6 @@ package msgbroker
 
 import (
 	"context"
-	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,8 +19,7 @@ const keyringWatchInterval = 2 * time.Second
 // fails to load is reported and the keys in memory stay in use: a
 // half-edited keyring must not stop the gateway.
 func (a *App) watchKeyring(ctx context.Context, interval time.Duration) {
-	path := a.secrets.keyringPath
-	last, _ := os.Stat(path)
+	watch := keyring.NewFileWatch(a.secrets.keyringPath)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
@@ -30,17 +28,15 @@ func (a *App) watchKeyring(ctx context.Context, interval time.Duration) {
 			return
 		case <-ticker.C:
 		}
-		info, err := os.Stat(path)
-		if err != nil || (last != nil && info.ModTime().Equal(last.ModTime()) && info.Size() == last.Size()) {
+		kr, err := watch.Changed()
+		if err != nil {
+			a.logger.Error("keyring file changed but does not load; keeping the keys in memory", zap.String("path", watch.Path()), zap.Error(err))
 			continue
 		}
-		last = info
-		kr, err := keyring.Load(path)
-		if err != nil {
-			a.logger.Error("keyring file changed but does not load; keeping the keys in memory", zap.String("path", path), zap.Error(err))
+		if kr == nil {
 			continue
 		}
 		a.keys.Store(kr)
-		a.logger.Info("keyring reloaded", zap.String("path", path), zap.String("primary_key", kr.PrimaryID()), zap.Int("keys", len(kr.IDs())))
+		a.logger.Info("keyring reloaded", zap.String("path", watch.Path()), zap.String("primary_key", kr.PrimaryID()), zap.Int("keys", len(kr.IDs())))
 	}
 }

@@ -26,13 +26,12 @@ const keyringCheckInterval = 2 * time.Second
 // the values while this config runs), it reads the file again if it
 // changed.
 type fileSealer struct {
-	path       string
 	ring       atomic.Pointer[keyring.Keyring]
 	logger     *zap.Logger
 	checkEvery time.Duration
 
 	mu      sync.Mutex
-	loaded  os.FileInfo // the file as it was when last read
+	watch   *keyring.FileWatch
 	checked time.Time
 }
 
@@ -42,15 +41,12 @@ func openSealer(path string, logger *zap.Logger) (*fileSealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("msgbroker_sql storage: encryption_key_file: %w", err)
 	}
-	info, err := os.Stat(resolved)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(resolved); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("msgbroker_sql storage: encryption_key_file %s does not exist. Caddy sets up its storage "+
 			"before any app, so a keyring the msgbroker app's dev_keys would create is not there on the first start: "+
 			"create it first: a JSON file of mode 0600 with one key from openssl rand -base64 32 (README: Keyring file)", resolved)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("msgbroker_sql storage: encryption_key_file: %w", err)
-	}
+	watch := keyring.NewFileWatch(resolved)
 	kr, err := keyring.Load(resolved)
 	if err != nil {
 		return nil, fmt.Errorf("msgbroker_sql storage: encryption_key_file: %w", err)
@@ -58,7 +54,7 @@ func openSealer(path string, logger *zap.Logger) (*fileSealer, error) {
 	if err := keyring.CheckPermissions(resolved); err != nil {
 		logger.Warn("keyring file permissions are too open", zap.String("path", resolved), zap.Error(err))
 	}
-	s := &fileSealer{path: resolved, logger: logger, checkEvery: keyringCheckInterval, loaded: info, checked: time.Now()}
+	s := &fileSealer{logger: logger, checkEvery: keyringCheckInterval, watch: watch, checked: time.Now()}
 	s.ring.Store(kr)
 	return s, nil
 }
@@ -76,10 +72,10 @@ func (s *fileSealer) Decrypt(envelope, associatedData []byte) ([]byte, error) {
 	return s.ring.Load().Decrypt(envelope, associatedData)
 }
 
-// follow reads the keyring file again if it changed since it was read,
-// and reports whether it did. Unless now, it looks at most every
-// checkEvery. A file that does not load is reported and the keys in
-// memory stay in use.
+// follow reads the keyring file again if it changed since it was read
+// (keyring.FileWatch, as the app's watch does), and reports whether it
+// did. Unless now, it looks at most every checkEvery. A file that does not
+// load is reported and the keys in memory stay in use.
 func (s *fileSealer) follow(now bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -87,17 +83,15 @@ func (s *fileSealer) follow(now bool) bool {
 		return false
 	}
 	s.checked = time.Now()
-	info, err := os.Stat(s.path)
-	if err != nil || (info.ModTime().Equal(s.loaded.ModTime()) && info.Size() == s.loaded.Size()) {
-		return false
-	}
-	kr, err := keyring.Load(s.path)
+	kr, err := s.watch.Changed()
 	if err != nil {
-		s.logger.Error("keyring file changed but does not load; keeping the keys in memory", zap.String("path", s.path), zap.Error(err))
+		s.logger.Error("keyring file changed but does not load; keeping the keys in memory", zap.String("path", s.watch.Path()), zap.Error(err))
 		return false
 	}
-	s.loaded = info
+	if kr == nil {
+		return false
+	}
 	s.ring.Store(kr)
-	s.logger.Info("keyring reloaded", zap.String("path", s.path), zap.String("primary_key", kr.PrimaryID()))
+	s.logger.Info("keyring reloaded", zap.String("path", s.watch.Path()), zap.String("primary_key", kr.PrimaryID()))
 	return true
 }

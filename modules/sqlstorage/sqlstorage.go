@@ -123,15 +123,9 @@ func (s *Storage) Provision(ctx caddy.Context) error {
 // with the step that fixes it: the pki app stores its CA right after this,
 // and would otherwise fail on a missing table.
 func requireCurrentSchema(ctx context.Context, store *storage.Store) error {
-	states, err := storage.MigrationStatus(ctx, store.DB)
+	pending, err := storage.PendingMigrations(ctx, store.DB)
 	if err != nil {
 		return fmt.Errorf("msgbroker_sql storage: reading the schema version: %w", err)
-	}
-	pending := 0
-	for _, st := range states {
-		if !st.Applied {
-			pending++
-		}
 	}
 	if pending > 0 {
 		return fmt.Errorf("msgbroker_sql storage: the database schema has %d pending migration(s); apply them with 'caddy msgbroker migrate up', or set auto_migrate on", pending)
